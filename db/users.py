@@ -1,0 +1,59 @@
+"""User profiles: the row a user gets the first time the API sees their token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from databases import Database
+
+from db.core import connection, transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    id: uuid.UUID
+    role: str
+    display_name: str
+    created_at: datetime
+
+
+_COLUMNS = "id, role, display_name, created_at"
+
+
+async def ensure_profile(database: Database, user_id: uuid.UUID, role: str) -> Profile:
+    """Create the profile on first sight; keep its role in step with the token's."""
+    stored_role = role if role in ("user", "organizer", "admin") else "user"
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            f"""INSERT INTO users.profiles (id, role) VALUES ($1, $2)
+                ON CONFLICT (id) DO UPDATE
+                   SET role = EXCLUDED.role, last_seen_at = now()
+                RETURNING {_COLUMNS}""",
+            user_id,
+            stored_role,
+        )
+    assert row is not None
+    return Profile(**dict(row))
+
+
+async def get_profiles(database: Database, ids: list[uuid.UUID]) -> list[Profile | None]:
+    """Profiles in the order of `ids` (a DataLoader batch: one query)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM users.profiles WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: Profile(**dict(row)) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+async def update_display_name(database: Database, user_id: uuid.UUID, name: str) -> Profile:
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            f"UPDATE users.profiles SET display_name = $2 WHERE id = $1 RETURNING {_COLUMNS}",
+            user_id,
+            name,
+        )
+    assert row is not None
+    return Profile(**dict(row))

@@ -1,0 +1,1 @@
+"""Liventix API: the application shell (ASGI app, settings, auth, CLI, jobs, realtime)."""

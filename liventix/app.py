@@ -1,0 +1,126 @@
+"""The ASGI application and the lifespan that owns its resources.
+
+`create_app` wires routes and middleware; `lifespan` opens the database (the embedded
+server when no DATABASE_URL is given), applies migrations, starts the realtime listener
+and the background jobs, and closes all of them in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+
+import db.migrate
+from db.core import connection, create_database
+from liventix import graphiql
+from liventix.clock import Clock, SystemClock
+from liventix.context import Services
+from liventix.database_url import resolve_database_url
+from liventix.graphql_view import GraphQLView
+from liventix.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestIdMiddleware
+from liventix.realtime import Hub
+from liventix.settings import Settings, load_settings
+from schema import build_schema
+
+log = logging.getLogger("liventix")
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    """Database, migrations, realtime hub and jobs, opened and closed together."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(resolve_database_url(settings))
+        applied = await db.migrate.migrate(url)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        database = create_database(
+            url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        await database.connect()
+        stack.push_async_callback(database.disconnect)
+        hub = Hub(url, buffer_size=settings.ws_buffer_size)
+        await hub.start()
+        stack.push_async_callback(hub.stop)
+        services = Services(settings=settings, db=database, clock=clock, hub=hub)
+        services.extras["database_url"] = url
+        from liventix import jobs, payments
+
+        services.payments = payments.gateway_for(settings)
+        if settings.jobs_enabled:
+            await stack.enter_async_context(jobs.running(services))
+        yield services
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+    )
+    view: GraphQLView | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        nonlocal view
+        async with open_services(settings, clock) as services:
+            view = GraphQLView(services, schema)
+            app.state.services = services
+            yield {"services": services}
+
+    class GraphQLEndpoint:
+        """The view is built in the lifespan (it needs the services); route to it."""
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            assert view is not None, "lifespan not started"
+            await view(scope, receive, send)
+
+    graphql_endpoint = GraphQLEndpoint()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        services: Services = request.app.state.services
+        try:
+            async with connection(services.db) as conn:
+                missing = await db.migrate.pending(conn)
+        except Exception as exc:  # report, don't crash: this is the probe for outages
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+        if missing:
+            return JSONResponse({"status": "migrating", "pending": missing}, 503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    from liventix.webhooks import stripe_webhook
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_endpoint),
+        Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles()),
+    ]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.rate_limit_enabled:
+        middleware.append(
+            Middleware(RateLimitMiddleware, rate=settings.rate_limit, redis_url=settings.redis_url)
+        )
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,55 @@
+"""GraphiQL, served entirely by this API.
+
+The page's scripts and styles come from `web/node_modules` (the `graphiql`, `react`,
+`react-dom` and `graphql-ws` packages installed by the setup from the npm registry,
+pinned in `web/package-lock.json`), served under `/graphiql/static/`. Nothing loads
+from a CDN, so the playground works offline and passes a strict CSP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "node_modules"
+TEMPLATE = Path(__file__).parent / "templates" / "graphiql.html"
+STATIC_PREFIX = "/graphiql/static"
+
+# Only these files are exposed, not the whole node_modules tree.
+ASSETS = (
+    "react/umd/react.production.min.js",
+    "react-dom/umd/react-dom.production.min.js",
+    "graphiql/graphiql.min.js",
+    "graphiql/graphiql.min.css",
+    "graphql-ws/umd/graphql-ws.min.js",
+)
+
+
+def assets_installed() -> bool:
+    return all((ASSETS_DIR / asset).is_file() for asset in ASSETS)
+
+
+def page() -> str:
+    if not assets_installed():
+        return (
+            "<!doctype html><title>GraphiQL unavailable</title><p>GraphiQL's assets are not "
+            "installed. Run <code>make setup</code> (it installs them from the npm registry "
+            "into <code>web/node_modules</code>).</p>"
+        )
+    return TEMPLATE.read_text().replace("{{STATIC}}", STATIC_PREFIX)
+
+
+class AssetFiles(StaticFiles):
+    """Static files restricted to the GraphiQL assets listed above."""
+
+    def __init__(self) -> None:
+        super().__init__(directory=ASSETS_DIR, check_dir=False)
+
+    async def get_response(self, path: str, scope: object) -> Response:
+        if path not in ASSETS:
+            return Response("Not Found", status_code=404)
+        response = await super().get_response(path, scope)  # type: ignore[arg-type]
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response

@@ -1,0 +1,133 @@
+"""ASGI middleware: request ids, request size limits and rate limits.
+
+Pure ASGI (not BaseHTTPMiddleware) so WebSockets and streaming pass through untouched
+and the hot path costs one function call per layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("liventix.http")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps a sane incoming `X-Request-Id`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else None
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over `max_bytes` with 413 before they are buffered."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"Request body exceeds {self.max_bytes} bytes"
+        body = {"errors": [{"message": message, "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RateLimitMiddleware:
+    """Moving-window rate limit per client (user id from the token, else address).
+
+    Storage is Redis when `REDIS_URL` is set (limits shared by all API processes),
+    otherwise per-process memory. Over the limit: 429 with `Retry-After`.
+    """
+
+    def __init__(self, app: ASGIApp, rate: str, redis_url: str | None) -> None:
+        self.app = app
+        self.item: RateLimitItem = parse(rate)
+        storage: Storage = RedisStorage(f"async+{redis_url}") if redis_url else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/readyz", "/metrics"):
+            await self.app(scope, receive, send)
+            return
+        key = _client_key(scope)
+        try:
+            allowed = await self.limiter.hit(self.item, key)
+        except Exception:  # storage outage must not take the API down with it
+            log.exception("rate limiter storage failed; allowing request")
+            allowed = True
+        if allowed:
+            await self.app(scope, receive, send)
+            return
+        stats = await self.limiter.get_window_stats(self.item, key)
+        retry_after = max(1, int(stats.reset_time - time.time()) + 1)
+        body = {
+            "errors": [
+                {
+                    "message": "Too many requests; retry later",
+                    "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
+                }
+            ]
+        }
+        response = JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
+        await response(scope, receive, send)
+
+
+def _client_key(scope: Scope) -> str:
+    auth = Headers(scope=scope).get("authorization")
+    if auth:
+        return "tok:" + auth[-32:]  # the signature's tail identifies the token
+    client: Any = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")

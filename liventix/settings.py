@@ -1,0 +1,110 @@
+"""Settings read from the environment (and `.env`), validated once at start-up.
+
+Every variable is documented in the README's configuration table; `load_settings`
+turns a validation failure into one line per bad variable, naming it, so an operator
+never has to read a stack trace to find a typo.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "liventix-development-secret-change-me-0123456789"
+
+
+class SettingsError(Exception):
+    """Raised with a readable message naming every invalid variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_acquire_timeout: float = Field(default=5.0, gt=0)
+
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    graphiql: bool = True
+    max_query_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=50)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_limit: str = "300/minute"
+    rate_limit_enabled: bool = True
+
+    hold_ttl_seconds: int = Field(default=900, ge=10)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0, le=30)
+    reconcile_interval_seconds: float = Field(default=86400.0, gt=0)
+    anonymize_after_days: int = Field(default=90, ge=1)
+    jobs_enabled: bool = True
+
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str = "whsec_liventix_local_development"
+    stripe_webhook_tolerance: int = Field(default=300, ge=1)
+    stripe_api_base: str | None = None
+
+    ws_init_timeout: float = Field(default=10.0, gt=0)
+    ws_max_subscriptions: int = Field(default=50, ge=1)
+    ws_buffer_size: int = Field(default=256, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// URL")
+        return value or None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if len(value) < 32:
+            raise ValueError("must be at least 32 characters (HS256 needs a strong key)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("JWT_SECRET must be set in production")
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        return self
+
+    @cached_property
+    def stripe_enabled(self) -> bool:
+        return bool(self.stripe_secret_key)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; raise `SettingsError` naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "SETTINGS"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

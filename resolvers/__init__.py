@@ -1,0 +1,1 @@
+"""Resolvers: auth checks, input → repository call, result → schema type. No SQL here."""

@@ -1,0 +1,1 @@
+"""Root operation fields per feature; each delegates to `resolvers/<feature>.py`."""

@@ -1,0 +1,96 @@
+"""Test clients: GraphQL over HTTP and over `graphql-transport-ws`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+PROTOCOL = "graphql-transport-ws"
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = {"query": query, "variables": variables or {}}
+        return await self.http.post("/graphql", json=body, headers=headers)
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """Execute and return `data`; fails the test on any GraphQL error."""
+        response = await self.post(query, variables, token)
+        payload: dict[str, Any] = response.json()
+        assert response.status_code == 200, payload
+        assert not payload.get("errors"), payload["errors"]
+        data: dict[str, Any] = payload["data"]
+        return data
+
+
+class WSClient:
+    """A minimal graphql-transport-ws client over a real WebSocket connection."""
+
+    def __init__(self, url: str, subprotocol: str = PROTOCOL) -> None:
+        self.url = url
+        self.subprotocol = subprotocol
+        self.conn: ClientConnection | None = None
+
+    async def connect(self) -> None:
+        self.conn = await connect(self.url, subprotocols=[self.subprotocol])  # type: ignore[list-item]
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.conn is not None
+        await self.conn.send(json.dumps(message))
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
+        assert self.conn is not None
+        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        message: dict[str, Any] = json.loads(raw)
+        return message
+
+    async def init(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        await self.send({"type": "connection_init", "payload": payload or {}})
+        ack = await self.receive()
+        assert ack["type"] == "connection_ack", ack
+        return ack
+
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, op_id: str | None = None
+    ) -> str:
+        op_id = op_id or uuid.uuid4().hex[:8]
+        payload = {"query": query, "variables": variables or {}}
+        await self.send({"id": op_id, "type": "subscribe", "payload": payload})
+        return op_id
+
+    async def next_payload(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next `next` message for `op_id` (pings answered, others skipped)."""
+        while True:
+            message = await self.receive(timeout)
+            if message["type"] == "ping":
+                await self.send({"type": "pong"})
+                continue
+            if message.get("id") == op_id:
+                assert message["type"] == "next", message
+                payload: dict[str, Any] = message["payload"]
+                return payload
+
+    async def expect_nothing(self, seconds: float = 0.5) -> None:
+        assert self.conn is not None
+        try:
+            raw = await asyncio.wait_for(self.conn.recv(), seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message: {raw!r}")
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()

@@ -1,0 +1,70 @@
+"""The service shell: health probes, viewer, auth failures, limits, masking."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from liventix.auth import Role, mint_token
+from liventix.settings import Settings
+from tests.support import GraphQLClient
+
+VIEWER = "{ viewer { id role displayName } }"
+
+
+async def test_health_and_readiness(client: GraphQLClient) -> None:
+    assert (await client.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.http.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_viewer_is_null_when_anonymous(client: GraphQLClient) -> None:
+    assert await client(VIEWER) == {"viewer": None}
+
+
+async def test_viewer_gets_a_profile_on_first_sight(
+    client: GraphQLClient, token: Callable[..., str]
+) -> None:
+    user_id = uuid.uuid4()
+    data = await client(VIEWER, token=token(Role.ORGANIZER, user_id))
+    assert data["viewer"] == {"id": str(user_id), "role": "ORGANIZER", "displayName": ""}
+
+
+def _bad_tokens(settings: Settings) -> dict[str, str]:
+    user = str(uuid.uuid4())
+    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    claims = {"sub": user, "role": "user", "exp": exp}
+    return {
+        "malformed": "not-a-jwt",
+        "other secret": jwt.encode(claims, "x" * 40, algorithm="HS256"),
+        "expired": mint_token(
+            settings, uuid.uuid4(), Role.USER, now=datetime.now(UTC) - timedelta(days=2)
+        ),
+        "alg none": jwt.encode(claims, None, algorithm="none"),
+    }
+
+
+async def test_bad_tokens_get_401_with_a_clear_message(
+    client: GraphQLClient, settings: Settings
+) -> None:
+    for name, bad in _bad_tokens(settings).items():
+        response = await client.post(VIEWER, token=bad)
+        assert response.status_code == 401, name
+        error: dict[str, Any] = response.json()["errors"][0]
+        assert error["extensions"]["code"] in ("UNAUTHENTICATED", "TOKEN_EXPIRED"), name
+        assert error["message"], name
+
+
+async def test_too_many_aliases_and_depth_are_refused(client: GraphQLClient) -> None:
+    aliases = " ".join(f"a{i}: viewer {{ id }}" for i in range(40))
+    response = await client.post("{ " + aliases + " }")
+    assert "aliases" in response.json()["errors"][0]["message"]
+
+
+async def test_oversized_body_is_413(client: GraphQLClient) -> None:
+    response = await client.post("{ viewer { id } }", {"pad": "x" * 100_000})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
