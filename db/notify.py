@@ -23,3 +23,20 @@ async def publish(conn: asyncpg.Connection, channel: str, **payload: Any) -> Non
     if len(body) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"notification payload too large ({len(body)} bytes)")
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, body)
+
+
+async def announce_tier(conn: asyncpg.Connection, tier: Any) -> None:
+    """Announce a tier's counters after they changed (one shape for every writer).
+
+    `tier` is a row (or mapping) with id, event_id, quantity, reserved_quantity and
+    issued_quantity, as returned by the UPDATE that changed it.
+    """
+    await publish(
+        conn,
+        f"tier:{tier['event_id']}",
+        op="tier",
+        tier_id=str(tier["id"]),
+        quantity=tier["quantity"],
+        reserved=tier["reserved_quantity"],
+        issued=tier["issued_quantity"],
+    )
