@@ -9,6 +9,8 @@ counts its users), so several API processes may share it.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,37 @@ import asyncpg
 DATABASE_NAME = "liventix"
 
 
-def start_embedded(data_dir: Path) -> Any:
-    """Start (or attach to) the embedded server for `data_dir`; returns the handle."""
+def start_embedded(data_dir: Path, attempts: int = 4) -> Any:
+    """Start (or attach to) the embedded server for `data_dir`; returns the handle.
+
+    pgserver gives `pg_ctl start` 10 seconds; on a busy machine a first start can take
+    longer while the server keeps coming up. Then we forget the half-made handle and
+    try again, which attaches to the now running server once it is ready.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR fallback notice
         import pgserver
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import PostmasterInfo
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        return pgserver.get_server(  # type: ignore[attr-defined]
-            str((data_dir / "pg").resolve()), cleanup_mode="stop"
-        )
+        pgdata = (data_dir / "pg").resolve()
+        for attempt in range(1, attempts + 1):
+            try:
+                server = pgserver.get_server(str(pgdata), cleanup_mode="stop")  # type: ignore[attr-defined]
+            except subprocess.TimeoutExpired:
+                if attempt == attempts:
+                    raise
+                PostgresServer._instances.pop(pgdata, None)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    info = PostmasterInfo.read_from_pgdata(pgdata)
+                    if info is not None and info.is_running() and info.status == "ready":
+                        break
+                    time.sleep(0.2)
+                continue
+            return server
+        raise AssertionError("unreachable")
 
 
 def server_url(server: Any, database: str = DATABASE_NAME) -> str:

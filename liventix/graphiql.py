@@ -3,7 +3,8 @@
 The page's scripts and styles come from `web/node_modules` (the `graphiql`, `react`,
 `react-dom` and `graphql-ws` packages installed by the setup from the npm registry,
 pinned in `web/package-lock.json`), served under `/graphiql/static/`. Nothing loads
-from a CDN, so the playground works offline and passes a strict CSP.
+from a CDN, so the playground works offline and passes a strict CSP. An installed
+package finds them through the GRAPHIQL_ASSETS_DIR setting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "node_modules"
+from liventix.settings import DEFAULT_GRAPHIQL_ASSETS_DIR
+
+ASSETS_DIR = DEFAULT_GRAPHIQL_ASSETS_DIR
 TEMPLATE = Path(__file__).parent / "templates" / "graphiql.html"
 STATIC_PREFIX = "/graphiql/static"
 
@@ -27,12 +30,13 @@ ASSETS = (
 )
 
 
-def assets_installed() -> bool:
-    return all((ASSETS_DIR / asset).is_file() for asset in ASSETS)
+def assets_installed(assets_dir: Path = ASSETS_DIR) -> bool:
+    return all((assets_dir / asset).is_file() for asset in ASSETS)
 
 
-def page() -> str:
-    if not assets_installed():
+def page(assets_dir: Path = ASSETS_DIR) -> str:
+    """The playground page, or a page explaining how to install the missing assets."""
+    if not assets_installed(assets_dir):
         return (
             "<!doctype html><title>GraphiQL unavailable</title><p>GraphiQL's assets are not "
             "installed. Run <code>make setup</code> (it installs them from the npm registry "
@@ -44,8 +48,8 @@ def page() -> str:
 class AssetFiles(StaticFiles):
     """Static files restricted to the GraphiQL assets listed above."""
 
-    def __init__(self) -> None:
-        super().__init__(directory=ASSETS_DIR, check_dir=False)
+    def __init__(self, assets_dir: Path = ASSETS_DIR) -> None:
+        super().__init__(directory=assets_dir, check_dir=False)
 
     async def get_response(self, path: str, scope: object) -> Response:
         if path not in ASSETS:

@@ -11,6 +11,7 @@ import time
 import uuid
 from typing import Any
 
+import redis.asyncio
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -95,10 +96,28 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, rate: str, redis_url: str | None) -> None:
         self.app = app
         self.item: RateLimitItem = parse(rate)
-        storage: Storage = RedisStorage(f"async+{redis_url}") if redis_url else MemoryStorage()
+        self.redis_pool: redis.asyncio.ConnectionPool | None = None
+        storage: Storage = MemoryStorage()
+        if redis_url:
+            # redis-py (already a dependency) rather than limits' default client, coredis;
+            # our own pool so shutdown can close its connections.
+            self.redis_pool = redis.asyncio.ConnectionPool.from_url(redis_url)
+            storage = RedisStorage(  # options are forwarded to redis.asyncio.Redis
+                "async+redis://",
+                implementation="redispy",
+                connection_pool=self.redis_pool,  # type: ignore[arg-type]
+            )
         self.limiter = MovingWindowRateLimiter(storage)
 
+    async def aclose(self) -> None:
+        """Close the Redis connections (called when the app shuts down)."""
+        if self.redis_pool is not None:
+            await self.redis_pool.disconnect()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
         if scope["type"] != "http" or scope["path"] in ("/healthz", "/readyz", "/metrics"):
             await self.app(scope, receive, send)
             return
@@ -123,6 +142,14 @@ class RateLimitMiddleware:
         }
         response = JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
         await response(scope, receive, send)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.aclose()
+            await send(message)
+
+        return send_closing
 
 
 def _client_key(scope: Scope) -> str:

@@ -15,6 +15,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "liventix-development-secret-change-me-0123456789"
+# Where `npm ci` in `web/` puts GraphiQL's built files in a source checkout. An installed
+# package (the Docker image) is not next to `web/`, so it sets GRAPHIQL_ASSETS_DIR.
+DEFAULT_GRAPHIQL_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "node_modules"
 
 
 class SettingsError(Exception):
@@ -42,6 +45,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
 
     graphiql: bool = True
+    graphiql_assets_dir: Path = DEFAULT_GRAPHIQL_ASSETS_DIR
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
