@@ -1,0 +1,326 @@
+"""Flash-sale benchmark: N buyers race for K tickets over real HTTP, then directly.
+
+    .venv/bin/python bench/flash_sale.py [--buyers 200] [--capacity 100] [--admin-url URL]
+
+1. Creates a fresh database on the PostgreSQL server at `--admin-url` (default: the
+   local server) or, when none is reachable, on the embedded server; seeds a published
+   event with a tier of `--capacity` seats and one profile per buyer.
+2. Starts `liventix serve` against it (subprocess, jobs and rate limits off) and sends
+   one `reserveTickets(quantity: 1)` per buyer, all at once, each with its own token.
+   Prints successful holds/s, p50/p99 latency, SOLD_OUT answers, errors and the
+   oversold count (tickets held beyond capacity; must be 0).
+3. Runs the same hold transaction (`db.ticketing.reserve_tickets`) directly through
+   asyncpg, same concurrency, same pool size, on a second identical tier, and prints
+   the API/direct ratios: the cost of HTTP, auth and GraphQL on top of the database.
+
+Exit status 1 if anything oversold or any request failed with a 5xx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import db.events  # noqa: E402
+import db.migrate  # noqa: E402
+import db.ticketing  # noqa: E402
+from db.core import create_database, transaction  # noqa: E402
+from liventix.auth import Role, mint_token  # noqa: E402
+from liventix.settings import load_settings  # noqa: E402
+
+RESERVE = """mutation Reserve($tier: ID!) { reserveTickets(tierId: $tier, quantity: 1) {
+  __typename ... on HoldPayload { hold { id } } ... on TicketingError { code } } }"""
+POOL_MAX = 10
+
+
+@dataclass
+class Outcome:
+    label: str
+    latencies: list[float]
+    wall: float
+    held: int
+    sold_out: int
+    failed: int
+    oversold: int
+
+    def summary(self) -> str:
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        return (
+            f"{self.label:>7}: {self.held / self.wall:8.0f} holds/s  "
+            f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  held {self.held}  "
+            f"sold-out {self.sold_out}  failed {self.failed}  oversold {self.oversold}  "
+            f"(wall {self.wall * 1000:.0f} ms)"
+        )
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies)
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@contextlib.asynccontextmanager
+async def admin_url(given: str) -> AsyncIterator[str]:
+    """The system server if reachable, else an embedded one in a temporary directory."""
+    try:
+        conn = await asyncpg.connect(given, timeout=3)
+        await conn.close()
+        print(f"PostgreSQL: {urlsplit(given).hostname}:{urlsplit(given).port or 5432}")
+        yield given
+        return
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        pass
+    from liventix.embedded import server_url, start_embedded
+
+    with tempfile.TemporaryDirectory(prefix="lvx-bench-") as tmp:
+        server = await asyncio.to_thread(start_embedded, Path(tmp))
+        print("PostgreSQL: embedded")
+        try:
+            yield server_url(server, "postgres")
+        finally:
+            await asyncio.to_thread(server.cleanup)
+
+
+async def seed(url: str, capacity: int, buyers: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Two identical tiers (API run, direct run) and the buyers' profiles."""
+    database = create_database(url, min_size=1, max_size=2)
+    await database.connect()
+    try:
+        now = datetime.now(UTC)
+        organizer = uuid.uuid4()
+        users = [uuid.uuid4() for _ in range(buyers * 2)]
+        async with transaction(database) as conn:
+            await conn.executemany(
+                "INSERT INTO users.profiles (id, role) VALUES ($1, $2)",
+                [(organizer, "organizer"), *((u, "user") for u in users)],
+            )
+        actor = db.events.Actor(user_id=organizer)
+        event = await db.events.create_event(
+            database, actor, title="Flash Sale", start_at=now + timedelta(days=7)
+        )
+        await db.events.set_event_status(database, actor, event.id, "published", now)
+        tiers = []
+        for name in ("API", "Direct"):
+            tier = await db.ticketing.create_tier(
+                database, actor, event.id, name=name, price_cents=5000, quantity=capacity, now=now
+            )
+            tiers.append(tier.id)
+        return tiers, users
+    finally:
+        await database.disconnect()
+
+
+async def oversold(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            """SELECT quantity, reserved_quantity + issued_quantity AS taken,
+                      (SELECT coalesce(sum(quantity), 0) FROM ticketing.ticket_holds
+                        WHERE tier_id = $1 AND status = 'active') AS held
+                 FROM ticketing.ticket_tiers WHERE id = $1""",
+            tier_id,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return max(0, row["taken"] - row["quantity"]), max(0, row["held"] - row["quantity"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve(url: str) -> AsyncIterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "JOBS_ENABLED": "false",
+        "RATE_LIMIT_ENABLED": "false",
+        "LOG_LEVEL": "warning",
+        "DB_POOL_MAX": str(POOL_MAX),
+    }
+    command = [sys.executable, "-m", "liventix.cli", "serve", "--port", str(port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                if process.returncode is not None:
+                    raise RuntimeError("liventix serve exited early")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{base}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("server did not become ready")
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def timed(calls: list[Callable[[], Awaitable[str]]]) -> tuple[list[str], list[float], float]:
+    """Start every call at once; per-call latency and the wall time of the whole race."""
+
+    async def one(call: Callable[[], Awaitable[str]]) -> tuple[str, float]:
+        started = time.perf_counter()
+        answer = await call()
+        return answer, time.perf_counter() - started
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(c) for c in calls))
+    wall = time.perf_counter() - started
+    return [r[0] for r in results], [r[1] for r in results], wall
+
+
+async def api_race(base: str, tier_id: uuid.UUID, users: list[uuid.UUID]) -> Outcome:
+    settings = load_settings()
+    tokens = [mint_token(settings, u, Role.USER) for u in users]
+    limits = httpx.Limits(max_connections=len(users), max_keepalive_connections=len(users))
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        # Warm up: open the client connections and the server's pool (not timed, but
+        # printed: it is the floor the machine and this client set for any request).
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(http.post("/graphql", json={"query": "{ viewer { id } }"}) for _ in tokens)
+        )
+        floor = time.perf_counter() - started
+        print(f"  warm-up: {len(tokens)} anonymous queries at once in {floor * 1000:.0f} ms")
+
+        def call(token: str) -> Callable[[], Awaitable[str]]:
+            async def run() -> str:
+                response = await http.post(
+                    "/graphql",
+                    json={"query": RESERVE, "variables": {"tier": str(tier_id)}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if response.status_code >= 500:
+                    return "5xx"
+                body = response.json()
+                if body.get("errors"):
+                    return "error"
+                result = body["data"]["reserveTickets"]
+                return "held" if result["__typename"] == "HoldPayload" else result["code"]
+
+            return run
+
+        answers, latencies, wall = await timed([call(t) for t in tokens])
+    return tally("API", answers, latencies, wall)
+
+
+async def direct_race(url: str, tier_id: uuid.UUID, users: list[uuid.UUID]) -> Outcome:
+    database = create_database(url, min_size=POOL_MAX, max_size=POOL_MAX)
+    await database.connect()
+    try:
+
+        def call(user: uuid.UUID) -> Callable[[], Awaitable[str]]:
+            async def run() -> str:
+                try:
+                    await db.ticketing.reserve_tickets(
+                        database, user, tier_id, 1, now=datetime.now(UTC), ttl_seconds=900
+                    )
+                except db.ticketing.TicketingError as error:
+                    return error.code
+                return "held"
+
+            return run
+
+        answers, latencies, wall = await timed([call(u) for u in users])
+    finally:
+        await database.disconnect()
+    return tally("direct", answers, latencies, wall)
+
+
+def tally(label: str, answers: list[str], latencies: list[float], wall: float) -> Outcome:
+    return Outcome(
+        label=label,
+        latencies=latencies,
+        wall=wall,
+        held=answers.count("held"),
+        sold_out=answers.count("SOLD_OUT"),
+        failed=len(answers) - answers.count("held") - answers.count("SOLD_OUT"),
+        oversold=0,
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    async with admin_url(args.admin_url) as admin:
+        name = f"lvx_bench_flash_{os.getpid()}"
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(admin, name)
+        try:
+            await db.migrate.migrate(url)
+            (api_tier, direct_tier), users = await seed(url, args.capacity, args.buyers)
+            print(f"{args.buyers} buyers, capacity {args.capacity}, pool {POOL_MAX}")
+            async with serve(url) as base:
+                api = await api_race(base, api_tier, users[: args.buyers])
+            direct = await direct_race(url, direct_tier, users[args.buyers :])
+            api.oversold = max(await oversold(url, api_tier))
+            direct.oversold = max(await oversold(url, direct_tier))
+            print(api.summary())
+            print(direct.summary())
+            print(
+                f"  ratio API/direct: throughput "
+                f"{(api.held / api.wall) / (direct.held / direct.wall):.2f}"
+                f"  p50 latency {api.p50 / direct.p50:.2f}x"
+            )
+            expected = min(args.capacity, args.buyers)
+            ok = (
+                api.oversold == direct.oversold == 0
+                and api.held == direct.held == expected
+                and api.failed == direct.failed == 0
+            )
+            print("OK: never oversold, exactly K held" if ok else "FAILED")
+            return 0 if ok else 1
+        finally:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument("--capacity", type=int, default=100)
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -1,0 +1,286 @@
+"""Events: organizer-owned, readable by anyone once published.
+
+Every write checks ownership inside its own transaction (the row is locked first), so a
+concurrent ownership change or status change can never be skipped over. Listing is
+keyset-paginated on ``(start_at, id)``: stable under inserts, one index range scan.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from databases import Database
+
+from db.core import connection, transaction
+from db.errors import DomainError
+
+STATUSES = ("draft", "published", "canceled")
+# Allowed status changes; canceled is final (tickets may already be refunded).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"draft", "published", "canceled"}),
+    "published": frozenset({"published", "draft", "canceled"}),
+    "canceled": frozenset({"canceled"}),
+}
+
+
+class EventError(DomainError):
+    """An expected failure about an event (codes shared with ticketing's enum)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: uuid.UUID
+    organizer_id: uuid.UUID
+    title: str
+    description: str
+    venue: str
+    start_at: datetime
+    end_at: datetime | None
+    time_zone: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> EventRecord:
+        return cls(**{name: row[name] for name in _FIELDS})
+
+
+_FIELDS = (
+    "id",
+    "organizer_id",
+    "title",
+    "description",
+    "venue",
+    "start_at",
+    "end_at",
+    "time_zone",
+    "status",
+    "created_at",
+    "updated_at",
+)
+COLUMNS = ", ".join(_FIELDS)
+EDITABLE = ("title", "description", "venue", "start_at", "end_at", "time_zone")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs a write: organizers act on their own events, admins on any."""
+
+    user_id: uuid.UUID
+    is_admin: bool = False
+
+    def may_manage(self, organizer_id: uuid.UUID) -> bool:
+        return self.is_admin or self.user_id == organizer_id
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: list[EventRecord]
+    has_next_page: bool
+
+
+async def get_events(database: Database, ids: list[uuid.UUID]) -> list[EventRecord | None]:
+    """Events in the order of `ids`, any status (a DataLoader batch: one query).
+
+    Visibility (drafts only for their organizer) is the caller's decision.
+    """
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {COLUMNS} FROM events.events WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: EventRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+def validate_fields(fields: dict[str, Any]) -> None:
+    """Raise `EventError(INVALID_INPUT)` naming the first bad field (before any write)."""
+    title = fields.get("title")
+    if title is not None and not 1 <= len(title.strip()) <= 200:
+        raise EventError("Title must be 1 to 200 characters", code="INVALID_INPUT", field="title")
+    if len(fields.get("description") or "") > 10000:
+        raise EventError(
+            "Description must be at most 10000 characters",
+            code="INVALID_INPUT",
+            field="description",
+        )
+    if len(fields.get("venue") or "") > 300:
+        raise EventError(
+            "Venue must be at most 300 characters", code="INVALID_INPUT", field="venue"
+        )
+    zone = fields.get("time_zone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise EventError(
+                f"Unknown time zone '{zone}'", code="INVALID_INPUT", field="timeZone"
+            ) from None
+    for name in ("start_at", "end_at"):
+        value = fields.get(name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise EventError(
+                "Times must include a UTC offset",
+                code="INVALID_INPUT",
+                field="startAt" if name == "start_at" else "endAt",
+            )
+
+
+def _check_window(start_at: datetime, end_at: datetime | None) -> None:
+    if end_at is not None and end_at < start_at:
+        raise EventError(
+            "The event cannot end before it starts", code="INVALID_INPUT", field="endAt"
+        )
+
+
+async def create_event(
+    database: Database,
+    actor: Actor,
+    *,
+    title: str,
+    start_at: datetime,
+    description: str = "",
+    venue: str = "",
+    end_at: datetime | None = None,
+    time_zone: str = "UTC",
+) -> EventRecord:
+    """Insert a draft event owned by `actor` (whose profile must exist)."""
+    fields = {
+        "title": title,
+        "description": description,
+        "venue": venue,
+        "start_at": start_at,
+        "end_at": end_at,
+        "time_zone": time_zone,
+    }
+    validate_fields(fields)
+    _check_window(start_at, end_at)
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            f"""INSERT INTO events.events
+                    (organizer_id, title, description, venue, start_at, end_at, time_zone)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                RETURNING {COLUMNS}""",
+            actor.user_id,
+            title.strip(),
+            description,
+            venue,
+            start_at,
+            end_at,
+            time_zone,
+        )
+    assert row is not None
+    return EventRecord.from_row(row)
+
+
+async def _lock_owned(conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUID) -> EventRecord:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM events.events WHERE id = $1 FOR UPDATE", event_id
+    )
+    if row is None:
+        raise EventError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
+    event = EventRecord.from_row(row)
+    if not actor.may_manage(event.organizer_id):
+        # Same answer as a missing event for a stranger's draft would leak nothing more.
+        raise EventError("Only the event's organizer may change it", code="NOT_ALLOWED")
+    return event
+
+
+async def update_event(
+    database: Database, actor: Actor, event_id: uuid.UUID, changes: dict[str, Any], now: datetime
+) -> EventRecord:
+    """Apply `changes` (a subset of EDITABLE) to an event the actor manages."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    validate_fields(changes)
+    async with transaction(database) as conn:
+        event = await _lock_owned(conn, actor, event_id)
+        if event.status == "canceled":
+            raise EventError("A canceled event cannot be edited", code="EVENT_CANCELED")
+        if changes.get("title") is not None:
+            changes = {**changes, "title": changes["title"].strip()}
+        for name in ("title", "start_at", "time_zone"):
+            if name in changes and changes[name] is None:
+                raise EventError(f"{name} cannot be empty", code="INVALID_INPUT", field=name)
+        merged = {name: changes.get(name, getattr(event, name)) for name in EDITABLE}
+        _check_window(merged["start_at"], merged["end_at"])
+        row = await conn.fetchrow(
+            f"""UPDATE events.events
+                   SET title = $2, description = $3, venue = $4, start_at = $5,
+                       end_at = $6, time_zone = $7, updated_at = $8
+                 WHERE id = $1 RETURNING {COLUMNS}""",
+            event_id,
+            *(merged[name] for name in EDITABLE),
+            now,
+        )
+    assert row is not None
+    return EventRecord.from_row(row)
+
+
+async def set_event_status(
+    database: Database, actor: Actor, event_id: uuid.UUID, status: str, now: datetime
+) -> EventRecord:
+    """Publish, unpublish or cancel an event; canceled is final."""
+    if status not in STATUSES:
+        raise EventError(f"Unknown status '{status}'", code="INVALID_INPUT", field="status")
+    async with transaction(database) as conn:
+        event = await _lock_owned(conn, actor, event_id)
+        if status not in TRANSITIONS[event.status]:
+            raise EventError(
+                f"A {event.status} event cannot become {status}",
+                code="EVENT_CANCELED",
+                field="status",
+            )
+        row = await conn.fetchrow(
+            f"""UPDATE events.events SET status = $2, updated_at = $3
+                 WHERE id = $1 RETURNING {COLUMNS}""",
+            event_id,
+            status,
+            now,
+        )
+    assert row is not None
+    return EventRecord.from_row(row)
+
+
+async def list_published(
+    database: Database,
+    now: datetime,
+    first: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> EventPage:
+    """Published events not yet over, soonest first, `first` after the keyset `after`.
+
+    An event counts as upcoming until it ends (or, without an end, until it starts).
+    """
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS} FROM events.events
+                 WHERE status = 'published'
+                   AND coalesce(end_at, start_at) >= $1
+                   AND ($2::timestamptz IS NULL OR (start_at, id) > ($2, $3::uuid))
+                 ORDER BY start_at, id
+                 LIMIT $4""",
+            now,
+            after[0] if after else None,
+            after[1] if after else None,
+            first + 1,
+        )
+    events = [EventRecord.from_row(row) for row in rows[:first]]
+    return EventPage(events=events, has_next_page=len(rows) > first)
+
+
+async def list_by_organizer(database: Database, organizer_id: uuid.UUID) -> list[EventRecord]:
+    """Every event the organizer owns, any status, soonest first."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS} FROM events.events WHERE organizer_id = $1
+                 ORDER BY start_at, id LIMIT 500""",
+            organizer_id,
+        )
+    return [EventRecord.from_row(row) for row in rows]
