@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--user", type=uuid.UUID, help="user id (default: demo user of the role)")
     token.add_argument("--hours", type=float, default=12.0)
     token.set_defaults(handler=_token)
+
+    from liventix import stripe_cli
+
+    stripe_cli.add_commands(commands)
     return parser
 
 

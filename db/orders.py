@@ -1,0 +1,1213 @@
+"""Orders, tickets, refunds and check-in: the money side of the revenue path.
+
+Every public function is one business operation in one transaction, opened here. The
+order row is the arbiter: each write locks it (``SELECT ... FOR UPDATE``) before it
+looks at its status, and statuses only move forward::
+
+    pending ──► paid ──► partially_refunded ──► refunded
+      │  ▲         └──────────────────────────────▲
+      ▼  │ (a failed payment may still succeed)   │ (refunded before success)
+    failed / canceled ──────────────────────────────┘
+
+so a webhook delivered twice, concurrently or out of order finds the order already
+moved and changes nothing. Tiers are locked in primary-key order whenever several are
+touched, so two completions or refunds never deadlock. Calls to the payment gateway
+never happen here: functions return what must be settled after commit (see
+`liventix.payments`).
+
+Error codes raised (as `OrderError`): CONFLICT, HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS,
+MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND, NOT_REFUNDABLE, TICKET_NOT_FOUND,
+TOKEN_NOT_FOUND, NOT_ALLOWED, INVALID_CURSOR, EVENT_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from databases import Database
+
+from db.core import connection, transaction
+from db.errors import DomainError
+from db.notify import announce_tier, publish
+
+FINAL_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+REOPENABLE_STATUSES = frozenset({"pending", "failed", "canceled", "expired"})
+LATE_REFUND_REASON = "sold_out_after_hold_expired"
+
+
+class OrderError(DomainError):
+    """An expected failure of an order operation; `code` is one of the module's codes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    email: str
+    name: str
+    phone: str | None = None
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()\-.]{5,32}$")
+
+
+def validate_contact(contact: Contact) -> Contact:
+    """A normalized copy of `contact`, or `OrderError(CONTACT_INVALID)` naming the field."""
+    email = contact.email.strip()
+    name = " ".join(contact.name.split())
+    phone = (contact.phone or "").strip() or None
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise OrderError("Enter a valid email address", code="CONTACT_INVALID", field="email")
+    if not 1 <= len(name) <= 200:
+        raise OrderError("Name must be 1 to 200 characters", code="CONTACT_INVALID", field="name")
+    if phone is not None and not _PHONE.match(phone):
+        raise OrderError("Enter a valid phone number", code="CONTACT_INVALID", field="phone")
+    return Contact(email=email.lower(), name=name, phone=phone)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    stripe_payment_intent_id: str | None
+    contact_email: str | None
+    contact_name: str | None
+    contact_phone: str | None
+    total_cents: int
+    refunded_cents: int
+    currency: str
+    failure_reason: str | None
+    refund_reason: str | None
+    created_at: datetime
+    paid_at: datetime | None
+    anonymized_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> OrderRecord:
+        return cls(**{name: row[name] for name in _ORDER_FIELDS})
+
+
+_ORDER_FIELDS = tuple(OrderRecord.__dataclass_fields__)
+ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
+_O_COLUMNS = ", ".join(f"o.{name}" for name in _ORDER_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemRecord:
+    order_id: uuid.UUID
+    tier_id: uuid.UUID
+    tier_name: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    id: uuid.UUID
+    order_id: uuid.UUID
+    event_id: uuid.UUID
+    tier_id: uuid.UUID
+    owner_user_id: uuid.UUID
+    status: str
+    sequence_number: int
+    checked_in_at: datetime | None
+    created_at: datetime
+    token: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> TicketRecord:
+        return cls(**{name: row[name] for name in _TICKET_FIELDS})
+
+
+_TICKET_FIELDS = tuple(TicketRecord.__dataclass_fields__)
+_TICKET_SELECT = """SELECT t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_id, t.status,
+                           t.sequence_number, t.checked_in_at, t.created_at, k.token
+                      FROM ticketing.tickets t
+                      JOIN ticketing.ticket_tokens k ON k.ticket_id = t.id"""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRecord:
+    """A refund owed to the buyer; `stripe_refund_id` is None until the gateway confirms."""
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    amount_cents: int
+    idempotency_key: str
+    payment_intent_id: str | None
+    stripe_refund_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """A checked-out order; `reused` when the same holds were already checked out."""
+
+    order: OrderRecord
+    reused: bool
+    tickets: list[TicketRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What completing an order did: `changed` is False for a repeat.
+
+    `refund` is set when the payment arrived too late and capacity was gone: the order
+    is refunded in the database and the gateway refund must follow after commit.
+    """
+
+    order: OrderRecord
+    tickets: list[TicketRecord]
+    changed: bool
+    refund: RefundRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOutcome:
+    order: OrderRecord
+    refunded_ticket_ids: list[uuid.UUID]
+    changed: bool
+    refund: RefundRecord | None = None
+
+
+# ---------------------------------------------------------------------------- checkout
+
+
+async def create_pending_order(
+    database: Database,
+    *,
+    user_id: uuid.UUID,
+    hold_ids: list[uuid.UUID],
+    contact: Contact,
+    now: datetime,
+) -> Checkout:
+    """Turn the user's active holds (one event) into a `pending` order, priced here.
+
+    Holds stay active and reserved; they point at the order until it is paid (they are
+    converted) or fails (they stay reusable until they expire). Checking out the same
+    holds again returns the same pending order (a double submit is harmless); checking
+    out an overlapping set cancels the earlier pending order. A free order (total 0) is
+    then completed by `complete_order` in its own transaction (no lock on tiers is
+    taken here, so checkout never waits behind the sweeper). Raises `OrderError`
+    (HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES, CONTACT_INVALID,
+    CONFLICT) before writing anything.
+    """
+    contact = validate_contact(contact)
+    wanted = sorted(set(hold_ids))
+    if not wanted:
+        raise OrderError("Choose at least one hold", code="HOLD_NOT_FOUND", field="holdIds")
+    async with transaction(database) as conn:
+        # Lock order: orders, then tiers, then holds (as completion and the sweeper do).
+        previous = await conn.fetch(
+            """SELECT DISTINCT order_id FROM ticketing.ticket_holds
+                WHERE id = ANY($1::uuid[]) AND user_id = $2 AND order_id IS NOT NULL""",
+            wanted,
+            user_id,
+        )
+        locked = sorted(r["order_id"] for r in previous)
+        if locked:
+            await conn.execute(
+                """SELECT 1 FROM ticketing.orders WHERE id = ANY($1::uuid[])
+                    ORDER BY id FOR UPDATE""",
+                locked,
+            )
+        holds = await conn.fetch(
+            """SELECT h.id, h.tier_id, h.event_id, h.quantity, h.status, h.expires_at,
+                      h.order_id, o.status AS order_status
+                 FROM ticketing.ticket_holds h
+                 LEFT JOIN ticketing.orders o ON o.id = h.order_id
+                WHERE h.id = ANY($1::uuid[]) AND h.user_id = $2
+                ORDER BY h.id
+                  FOR UPDATE OF h""",
+            wanted,
+            user_id,
+        )
+        if any(h["order_id"] is not None and h["order_id"] not in locked for h in holds):
+            raise OrderError("Your checkout changed concurrently; try again", code="CONFLICT")
+        if len(holds) != len(wanted) or any(h["status"] == "converted" for h in holds):
+            raise OrderError("Hold not found", code="HOLD_NOT_FOUND", field="holdIds")
+        if any(h["status"] != "active" or h["expires_at"] <= now for h in holds):
+            raise OrderError(
+                "Your reservation expired; reserve the tickets again",
+                code="HOLD_EXPIRED",
+                field="holdIds",
+            )
+        if len({h["event_id"] for h in holds}) != 1:
+            raise OrderError(
+                "Check out tickets of one event at a time", code="MIXED_EVENTS", field="holdIds"
+            )
+        pending = {h["order_id"] for h in holds if h["order_status"] == "pending"}
+        if len(pending) == 1 and all(h["order_id"] in pending for h in holds):
+            existing = await _same_holds_order(conn, pending.pop(), wanted)
+            if existing is not None:
+                return Checkout(order=existing, reused=True)
+        if pending:
+            await _cancel_orders(conn, list(pending), "superseded by a new checkout", now)
+        order = await _insert_order(conn, user_id, holds, contact, now)
+    return Checkout(order=order, reused=False)
+
+
+async def _same_holds_order(
+    conn: asyncpg.Connection, order_id: uuid.UUID, wanted: list[uuid.UUID]
+) -> OrderRecord | None:
+    attached = await conn.fetch(
+        """SELECT id FROM ticketing.ticket_holds
+            WHERE order_id = $1 AND status = 'active' ORDER BY id""",
+        order_id,
+    )
+    if [row["id"] for row in attached] != wanted:
+        return None
+    row = await conn.fetchrow(
+        f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = $1", order_id
+    )
+    return OrderRecord.from_row(row) if row else None
+
+
+async def _cancel_orders(
+    conn: asyncpg.Connection, order_ids: list[uuid.UUID], reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE ticketing.orders SET status = 'canceled', failure_reason = $2, updated_at = $3
+            WHERE id = ANY($1::uuid[]) AND status = 'pending'""",
+        order_ids,
+        reason,
+        now,
+    )
+    await conn.execute(
+        """UPDATE ticketing.ticket_holds SET order_id = NULL, updated_at = $2
+            WHERE order_id = ANY($1::uuid[]) AND status = 'active'""",
+        order_ids,
+        now,
+    )
+
+
+async def _insert_order(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    holds: list[asyncpg.Record],
+    contact: Contact,
+    now: datetime,
+) -> OrderRecord:
+    quantities: dict[uuid.UUID, int] = defaultdict(int)
+    for hold in holds:
+        quantities[hold["tier_id"]] += hold["quantity"]
+    tiers = await conn.fetch(
+        """SELECT id, price_cents, currency FROM ticketing.ticket_tiers
+            WHERE id = ANY($1::uuid[]) ORDER BY id""",
+        list(quantities),
+    )
+    currencies = {tier["currency"] for tier in tiers}
+    if len(currencies) != 1:
+        raise OrderError(
+            "Check out tiers of one currency at a time", code="MIXED_CURRENCIES", field="holdIds"
+        )
+    total = sum(tier["price_cents"] * quantities[tier["id"]] for tier in tiers)
+    row = await conn.fetchrow(
+        f"""INSERT INTO ticketing.orders
+                (event_id, user_id, contact_email, contact_name, contact_phone, metadata,
+                 total_cents, currency, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+            RETURNING {ORDER_COLUMNS}""",
+        holds[0]["event_id"],
+        user_id,
+        contact.email,
+        contact.name,
+        contact.phone,
+        {"hold_ids": [str(h["id"]) for h in holds]},
+        total,
+        currencies.pop(),
+        now,
+    )
+    assert row is not None
+    order = OrderRecord.from_row(row)
+    await conn.execute(
+        """INSERT INTO ticketing.order_items (order_id, tier_id, quantity, unit_price_cents)
+           SELECT $1, t.tier_id, t.quantity, t.price
+             FROM unnest($2::uuid[], $3::int[], $4::int[]) AS t(tier_id, quantity, price)""",
+        order.id,
+        [tier["id"] for tier in tiers],
+        [quantities[tier["id"]] for tier in tiers],
+        [tier["price_cents"] for tier in tiers],
+    )
+    await conn.execute(
+        """UPDATE ticketing.ticket_holds SET order_id = $2, updated_at = $3
+            WHERE id = ANY($1::uuid[])""",
+        [h["id"] for h in holds],
+        order.id,
+        now,
+    )
+    return order
+
+
+async def attach_payment_intent(
+    database: Database, order_id: uuid.UUID, payment_intent_id: str
+) -> OrderRecord:
+    """Record the gateway's payment intent on the order (the second checkout step).
+
+    A pending order keeps the id it already has if the same intent is attached twice.
+    """
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            f"""UPDATE ticketing.orders
+                   SET stripe_payment_intent_id = coalesce(stripe_payment_intent_id, $2)
+                 WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
+            order_id,
+            payment_intent_id,
+        )
+    if row is None:
+        raise OrderError("Order not found", code="ORDER_NOT_FOUND")
+    return OrderRecord.from_row(row)
+
+
+async def cancel_checkout(
+    database: Database, order_id: uuid.UUID, *, reason: str, now: datetime
+) -> None:
+    """Compensate a checkout whose payment intent could not be created.
+
+    The pending order becomes `canceled` and lets go of its holds, which stay active
+    (and reserved) so the buyer can simply try again until they expire.
+    """
+    async with transaction(database) as conn:
+        await conn.execute("SELECT 1 FROM ticketing.orders WHERE id = $1 FOR UPDATE", order_id)
+        await _cancel_orders(conn, [order_id], reason, now)
+
+
+# ---------------------------------------------------------------------- completion
+
+
+async def complete_order(
+    database: Database,
+    order_id: uuid.UUID,
+    *,
+    now: datetime,
+    payment_intent_id: str | None = None,
+) -> Completion:
+    """Mark the order paid and issue its tickets, all or nothing, idempotently.
+
+    See `_complete_locked` for the rules; this is the one-transaction entry point used
+    by reconciliation and tests.
+    """
+    async with transaction(database) as conn:
+        return await _complete_locked(conn, order_id, now, payment_intent_id)
+
+
+async def _complete_locked(
+    conn: asyncpg.Connection,
+    order_id: uuid.UUID,
+    now: datetime,
+    payment_intent_id: str | None,
+) -> Completion:
+    """Complete inside the caller's transaction.
+
+    The order row is locked first; a paid order with tickets (or a refunded one) is
+    returned unchanged. Otherwise the order's still-active holds are converted
+    (reserved → issued) and any quantity no longer held is taken from free capacity
+    with a conditional update (late payment). If capacity is gone the order is refunded
+    instead: its holds are released, a refund row is written and returned for the
+    gateway, and the buyer is told on `user:<id>`. A paid order that somehow lost its
+    tickets is repaired by the same path.
+    """
+    row = await conn.fetchrow(
+        f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = $1 FOR UPDATE", order_id
+    )
+    if row is None:
+        raise OrderError("Order not found", code="ORDER_NOT_FOUND")
+    order = OrderRecord.from_row(row)
+    existing = await _tickets_of(conn, order_id)
+    if order.status in FINAL_STATUSES and (existing or order.status != "paid"):
+        return Completion(order=order, tickets=existing, changed=False)
+    items, tiers, holds = await _lock_order_stock(conn, order_id)
+    held: dict[uuid.UUID, int] = defaultdict(int)
+    for hold in holds:
+        held[hold["tier_id"]] += hold["quantity"]
+    extra = {item["tier_id"]: max(item["quantity"] - held[item["tier_id"]], 0) for item in items}
+    short = [
+        tier_id
+        for tier_id, need in extra.items()
+        if need
+        and tiers[tier_id]["quantity"]
+        - tiers[tier_id]["reserved_quantity"]
+        - tiers[tier_id]["issued_quantity"]
+        < need
+    ]
+    if short:
+        return await _refund_unfulfillable(conn, order, holds, now, payment_intent_id)
+    for item in items:
+        tier_id = item["tier_id"]
+        updated = await conn.fetchrow(
+            """UPDATE ticketing.ticket_tiers
+                  SET reserved_quantity = reserved_quantity - $2,
+                      issued_quantity = issued_quantity + $3, updated_at = $5
+                WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $4
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+            tier_id,
+            held[tier_id],
+            item["quantity"],
+            extra[tier_id],
+            now,
+        )
+        if updated is None:  # cannot happen: the tier is locked and was checked above
+            raise RuntimeError(f"tier {tier_id} lost capacity while locked")
+        await announce_tier(conn, updated)
+    if holds:
+        await conn.execute(
+            """UPDATE ticketing.ticket_holds
+                  SET status = 'converted', ended_at = $2, updated_at = $2
+                WHERE id = ANY($1::uuid[])""",
+            [h["id"] for h in holds],
+            now,
+        )
+    tickets = await _issue_tickets(conn, order, items, now)
+    paid = await conn.fetchrow(
+        f"""UPDATE ticketing.orders
+               SET status = 'paid', paid_at = coalesce(paid_at, $2), failure_reason = NULL,
+                   stripe_payment_intent_id = coalesce(stripe_payment_intent_id, $3),
+                   updated_at = $2
+             WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
+        order_id,
+        now,
+        payment_intent_id,
+    )
+    assert paid is not None
+    await publish(
+        conn, f"user:{order.user_id}", op="order_paid", order_id=str(order_id), tickets=len(tickets)
+    )
+    return Completion(order=OrderRecord.from_row(paid), tickets=tickets, changed=True)
+
+
+async def _lock_order_stock(
+    conn: asyncpg.Connection, order_id: uuid.UUID
+) -> tuple[list[asyncpg.Record], dict[uuid.UUID, asyncpg.Record], list[asyncpg.Record]]:
+    """The order's items, its tiers (locked in primary-key order), then its active holds.
+
+    Tiers before holds is the lock order every writer of holds uses (the sweeper too).
+    """
+    items = await conn.fetch(
+        """SELECT tier_id, quantity, unit_price_cents FROM ticketing.order_items
+            WHERE order_id = $1 ORDER BY tier_id""",
+        order_id,
+    )
+    tiers = await conn.fetch(
+        """SELECT id, quantity, reserved_quantity, issued_quantity
+             FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
+            ORDER BY id FOR UPDATE""",
+        [item["tier_id"] for item in items],
+    )
+    holds = await conn.fetch(
+        """SELECT id, tier_id, quantity FROM ticketing.ticket_holds
+            WHERE order_id = $1 AND status = 'active' ORDER BY id FOR UPDATE""",
+        order_id,
+    )
+    return items, {t["id"]: t for t in tiers}, holds
+
+
+async def _issue_tickets(
+    conn: asyncpg.Connection, order: OrderRecord, items: list[asyncpg.Record], now: datetime
+) -> list[TicketRecord]:
+    ids: list[uuid.UUID] = []
+    tier_ids: list[uuid.UUID] = []
+    sequences: list[int] = []
+    for item in items:
+        for sequence in range(1, item["quantity"] + 1):
+            ids.append(uuid.uuid4())
+            tier_ids.append(item["tier_id"])
+            sequences.append(sequence)
+    await conn.execute(
+        """INSERT INTO ticketing.tickets
+               (id, order_id, event_id, tier_id, owner_user_id, sequence_number,
+                created_at, updated_at)
+           SELECT t.id, $4, $5, t.tier_id, $6, t.seq, $7, $7
+             FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS t(id, tier_id, seq)""",
+        ids,
+        tier_ids,
+        sequences,
+        order.id,
+        order.event_id,
+        order.user_id,
+        now,
+    )
+    # The QR code carries a random token, never the ticket id.
+    await conn.execute(
+        """INSERT INTO ticketing.ticket_tokens (token, ticket_id, created_at)
+           SELECT t.token, t.ticket_id, $3
+             FROM unnest($1::text[], $2::uuid[]) AS t(token, ticket_id)""",
+        [secrets.token_urlsafe(24) for _ in ids],
+        ids,
+        now,
+    )
+    return await _tickets_of(conn, order.id)
+
+
+async def _refund_unfulfillable(
+    conn: asyncpg.Connection,
+    order: OrderRecord,
+    holds: list[asyncpg.Record],
+    now: datetime,
+    payment_intent_id: str | None,
+) -> Completion:
+    """The payment came too late and the tickets are gone: refund instead of overselling."""
+    await _release_holds(conn, holds, now)
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.orders
+               SET status = 'refunded', refunded_cents = total_cents, refund_reason = $2,
+                   stripe_payment_intent_id = coalesce(stripe_payment_intent_id, $3),
+                   updated_at = $4
+             WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
+        order.id,
+        LATE_REFUND_REASON,
+        payment_intent_id,
+        now,
+    )
+    assert row is not None
+    refunded = OrderRecord.from_row(row)
+    refund = None
+    if refunded.total_cents > 0:
+        refund = await _insert_refund(
+            conn,
+            refunded,
+            amount=refunded.total_cents,
+            ticket_ids=[],
+            reason=LATE_REFUND_REASON,
+            key=f"order-{order.id}-late",
+            requested_by=None,
+            now=now,
+        )
+    await publish(
+        conn,
+        f"user:{order.user_id}",
+        op="order_refunded",
+        order_id=str(order.id),
+        reason=LATE_REFUND_REASON,
+    )
+    return Completion(order=refunded, tickets=[], changed=True, refund=refund)
+
+
+async def _release_holds(
+    conn: asyncpg.Connection, holds: list[asyncpg.Record], now: datetime
+) -> None:
+    """Give held capacity back (tiers in primary-key order) and end the holds."""
+    per_tier: dict[uuid.UUID, int] = defaultdict(int)
+    for hold in holds:
+        per_tier[hold["tier_id"]] += hold["quantity"]
+    for tier_id in sorted(per_tier):
+        tier = await conn.fetchrow(
+            """UPDATE ticketing.ticket_tiers
+                  SET reserved_quantity = reserved_quantity - $2, updated_at = $3
+                WHERE id = $1
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+            tier_id,
+            per_tier[tier_id],
+            now,
+        )
+        await announce_tier(conn, tier)
+    if holds:
+        await conn.execute(
+            """UPDATE ticketing.ticket_holds
+                  SET status = 'released', ended_at = $2, updated_at = $2
+                WHERE id = ANY($1::uuid[])""",
+            [h["id"] for h in holds],
+            now,
+        )
+
+
+async def _insert_refund(
+    conn: asyncpg.Connection,
+    order: OrderRecord,
+    *,
+    amount: int,
+    ticket_ids: list[uuid.UUID],
+    reason: str,
+    key: str,
+    requested_by: uuid.UUID | None,
+    now: datetime,
+    stripe_refund_id: str | None = None,
+) -> RefundRecord:
+    row = await conn.fetchrow(
+        """INSERT INTO ticketing.refunds
+               (order_id, amount_cents, ticket_ids, reason, idempotency_key, requested_by,
+                stripe_refund_id, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (idempotency_key) DO UPDATE SET reason = ticketing.refunds.reason
+           RETURNING id, order_id, amount_cents, idempotency_key, stripe_refund_id, reason""",
+        order.id,
+        amount,
+        ticket_ids,
+        reason,
+        key,
+        requested_by,
+        stripe_refund_id,
+        now,
+    )
+    assert row is not None
+    return RefundRecord(payment_intent_id=order.stripe_payment_intent_id, **dict(row))
+
+
+async def _tickets_of(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[TicketRecord]:
+    rows = await conn.fetch(
+        f"{_TICKET_SELECT} WHERE t.order_id = $1 ORDER BY t.tier_id, t.sequence_number",
+        order_id,
+    )
+    return [TicketRecord.from_row(r) for r in rows]
+
+
+# ------------------------------------------------------------------------- webhooks
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """The parts of a Stripe event this service acts on."""
+
+    id: str
+    type: str
+    payment_intent_id: str | None
+    order_id: uuid.UUID | None
+    amount_refunded: int | None = None
+    failure_message: str | None = None
+    refund_id: str | None = None
+    ours: bool = False  # a refund this service asked for (its metadata says so)
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    duplicate: bool
+    result: str
+    order: OrderRecord | None = None
+    refund: RefundRecord | None = None
+
+
+async def process_payment_event(
+    database: Database, event: PaymentEvent, *, now: datetime
+) -> EventOutcome:
+    """Record the Stripe event id once and apply it, in one transaction.
+
+    The UNIQUE event id makes a redelivery a no-op (a concurrent duplicate waits on the
+    first insert and then sees the conflict); if applying fails the record rolls back
+    too, so Stripe's retry is processed. Out-of-order events are harmless because each
+    handler locks the order and only moves its status forward.
+    """
+    async with transaction(database) as conn:
+        fresh = await conn.fetchval(
+            """INSERT INTO ticketing.stripe_events (id, type, received_at) VALUES ($1, $2, $3)
+               ON CONFLICT (id) DO NOTHING RETURNING id""",
+            event.id,
+            event.type,
+            now,
+        )
+        if fresh is None:
+            return EventOutcome(duplicate=True, result="duplicate")
+        order_id = await _find_order(conn, event)
+        if order_id is None:
+            outcome = EventOutcome(duplicate=False, result="unknown_order")
+        elif event.type == "payment_intent.succeeded":
+            done = await _complete_locked(conn, order_id, now, event.payment_intent_id)
+            result = "refunded_late" if done.refund else ("paid" if done.changed else "unchanged")
+            outcome = EventOutcome(False, result, done.order, done.refund)
+        elif event.type == "payment_intent.payment_failed":
+            outcome = await _fail_locked(conn, order_id, event.failure_message, now)
+        elif event.type in ("charge.refunded", "refund.created", "refund.updated"):
+            outcome = await _external_refund_locked(conn, order_id, event, now)
+        else:
+            outcome = EventOutcome(duplicate=False, result="ignored")
+        await conn.execute(
+            "UPDATE ticketing.stripe_events SET processed_at = $2, result = $3 WHERE id = $1",
+            event.id,
+            now,
+            outcome.result,
+        )
+    return outcome
+
+
+async def _find_order(conn: asyncpg.Connection, event: PaymentEvent) -> uuid.UUID | None:
+    if event.order_id is not None:
+        found: uuid.UUID | None = await conn.fetchval(
+            """SELECT id FROM ticketing.orders WHERE id = $1
+                 AND ($2::text IS NULL OR stripe_payment_intent_id IS NULL
+                      OR stripe_payment_intent_id = $2)""",
+            event.order_id,
+            event.payment_intent_id,
+        )
+        return found
+    if event.payment_intent_id is None:
+        return None
+    by_intent: uuid.UUID | None = await conn.fetchval(
+        "SELECT id FROM ticketing.orders WHERE stripe_payment_intent_id = $1",
+        event.payment_intent_id,
+    )
+    return by_intent
+
+
+async def _fail_locked(
+    conn: asyncpg.Connection, order_id: uuid.UUID, message: str | None, now: datetime
+) -> EventOutcome:
+    """A failed payment fails a pending order only; its holds stay until they expire."""
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.orders SET status = 'failed', failure_reason = $2, updated_at = $3
+             WHERE id = $1 AND status = 'pending' RETURNING {ORDER_COLUMNS}""",
+        order_id,
+        (message or "payment failed")[:500],
+        now,
+    )
+    if row is None:
+        return EventOutcome(duplicate=False, result="unchanged")
+    return EventOutcome(duplicate=False, result="failed", order=OrderRecord.from_row(row))
+
+
+async def _external_refund_locked(
+    conn: asyncpg.Connection, order_id: uuid.UUID, event: PaymentEvent, now: datetime
+) -> EventOutcome:
+    """A refund made at Stripe (dashboard, dispute tooling) or echoing one of ours.
+
+    Ours, or one that does not cover what is still unrefunded, changes nothing (partial
+    refunds are made through this API, per ticket). A full refund of a paid order
+    refunds its tickets; of an order whose success has not arrived yet, it ends the
+    order as refunded and releases its holds, so the late success finds it final.
+    """
+    row = await conn.fetchrow(
+        f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = $1 FOR UPDATE", order_id
+    )
+    assert row is not None
+    order = OrderRecord.from_row(row)
+    covered = event.amount_refunded is not None and event.amount_refunded >= order.total_cents
+    if event.ours or order.status == "refunded" or not covered:
+        return EventOutcome(duplicate=False, result="unchanged", order=order)
+    if order.status in REOPENABLE_STATUSES:
+        _, _, holds = await _lock_order_stock(conn, order_id)
+        await _release_holds(conn, holds, now)
+        updated = await conn.fetchrow(
+            f"""UPDATE ticketing.orders
+                   SET status = 'refunded', refunded_cents = total_cents,
+                       refund_reason = 'refunded at the payment provider', updated_at = $2
+                 WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
+            order_id,
+            now,
+        )
+        assert updated is not None
+        return EventOutcome(False, "refunded", OrderRecord.from_row(updated))
+    outcome = await _refund_tickets_locked(
+        conn,
+        order,
+        ticket_ids=None,
+        reason="refunded at the payment provider",
+        requested_by=None,
+        now=now,
+        stripe_refund_id=event.refund_id or f"external:{event.id}",
+    )
+    return EventOutcome(False, "refunded", outcome.order, None)
+
+
+# -------------------------------------------------------------------------- refunds
+
+
+async def refund_order(
+    database: Database,
+    *,
+    order_id: uuid.UUID,
+    actor_id: uuid.UUID,
+    actor_is_admin: bool,
+    ticket_ids: list[uuid.UUID] | None,
+    reason: str,
+    now: datetime,
+) -> RefundOutcome:
+    """Refund a whole order (`ticket_ids` None) or some of its tickets.
+
+    Only the event's organizer or an admin may; anyone else gets ORDER_NOT_FOUND (the
+    order's existence is not theirs to learn). Tickets already refunded are skipped, so
+    repeating a refund changes nothing and returns `changed=False`. The returned refund
+    row must then be settled with the gateway under its idempotency key.
+    """
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            f"""SELECT {_O_COLUMNS}, e.organizer_id FROM ticketing.orders o
+                  JOIN events.events e ON e.id = o.event_id
+                 WHERE o.id = $1 FOR UPDATE OF o""",
+            order_id,
+        )
+        if row is None or not (actor_is_admin or row["organizer_id"] == actor_id):
+            raise OrderError("Order not found", code="ORDER_NOT_FOUND", field="orderId")
+        order = OrderRecord.from_row(row)
+        if order.status not in FINAL_STATUSES:
+            raise OrderError(
+                f"A {order.status} order cannot be refunded", code="NOT_REFUNDABLE", field="orderId"
+            )
+        return await _refund_tickets_locked(
+            conn,
+            order,
+            ticket_ids=ticket_ids,
+            reason=reason,
+            requested_by=actor_id,
+            now=now,
+        )
+
+
+async def _refund_tickets_locked(
+    conn: asyncpg.Connection,
+    order: OrderRecord,
+    *,
+    ticket_ids: list[uuid.UUID] | None,
+    reason: str,
+    requested_by: uuid.UUID | None,
+    now: datetime,
+    stripe_refund_id: str | None = None,
+) -> RefundOutcome:
+    tickets = await conn.fetch(
+        """SELECT t.id, t.tier_id, t.status, i.unit_price_cents
+             FROM ticketing.tickets t
+             JOIN ticketing.order_items i ON i.order_id = t.order_id AND i.tier_id = t.tier_id
+            WHERE t.order_id = $1 ORDER BY t.id FOR UPDATE OF t""",
+        order.id,
+    )
+    chosen = tickets
+    if ticket_ids is not None:
+        known = {t["id"] for t in tickets}
+        if not ticket_ids or any(tid not in known for tid in ticket_ids):
+            raise OrderError("Ticket not found", code="TICKET_NOT_FOUND", field="ticketIds")
+        chosen = [t for t in tickets if t["id"] in set(ticket_ids)]
+    targets = [t for t in chosen if t["status"] == "issued"]
+    if not targets:
+        return RefundOutcome(order=order, refunded_ticket_ids=[], changed=False)
+    per_tier: dict[uuid.UUID, int] = defaultdict(int)
+    for ticket in targets:
+        per_tier[ticket["tier_id"]] += 1
+    for tier_id in sorted(per_tier):  # primary-key order: no deadlock with other writers
+        tier = await conn.fetchrow(
+            """UPDATE ticketing.ticket_tiers
+                  SET issued_quantity = issued_quantity - $2, updated_at = $3
+                WHERE id = $1
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+            tier_id,
+            per_tier[tier_id],
+            now,
+        )
+        await announce_tier(conn, tier)
+    target_ids = [t["id"] for t in targets]
+    await conn.execute(
+        """UPDATE ticketing.tickets SET status = 'refunded', updated_at = $2
+            WHERE id = ANY($1::uuid[])""",
+        target_ids,
+        now,
+    )
+    amount = sum(t["unit_price_cents"] for t in targets)
+    still_issued = sum(1 for t in tickets if t["status"] == "issued") - len(targets)
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.orders
+               SET refunded_cents = least(total_cents, refunded_cents + $2),
+                   status = $3, refund_reason = $4, updated_at = $5
+             WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
+        order.id,
+        amount,
+        "refunded" if still_issued == 0 else "partially_refunded",
+        reason[:500],
+        now,
+    )
+    assert row is not None
+    updated = OrderRecord.from_row(row)
+    refund = None
+    if amount > 0:
+        digest = hashlib.sha256(",".join(sorted(map(str, target_ids))).encode()).hexdigest()
+        refund = await _insert_refund(
+            conn,
+            updated,
+            amount=amount,
+            ticket_ids=target_ids,
+            reason=reason[:500],
+            key=f"order-{order.id}-refund-{digest[:32]}",
+            requested_by=requested_by,
+            now=now,
+            stripe_refund_id=stripe_refund_id,
+        )
+    await publish(
+        conn,
+        f"user:{order.user_id}",
+        op="order_refunded",
+        order_id=str(order.id),
+        tickets=len(targets),
+    )
+    return RefundOutcome(order=updated, refunded_ticket_ids=target_ids, changed=True, refund=refund)
+
+
+async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gateway_id: str) -> None:
+    """Remember the gateway's id for a settled refund (after the gateway call)."""
+    async with transaction(database) as conn:
+        await conn.execute(
+            """UPDATE ticketing.refunds SET stripe_refund_id = $2
+                WHERE id = $1 AND stripe_refund_id IS NULL""",
+            refund_id,
+            gateway_id,
+        )
+
+
+async def unsettled_refunds(database: Database, limit: int = 100) -> list[RefundRecord]:
+    """Refunds recorded here whose gateway call has not been confirmed (to retry)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            """SELECT r.id, r.order_id, r.amount_cents, r.idempotency_key, r.stripe_refund_id,
+                      r.reason, o.stripe_payment_intent_id AS payment_intent_id
+                 FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
+                WHERE r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL
+                ORDER BY r.created_at LIMIT $1""",
+            limit,
+        )
+    return [RefundRecord(**dict(r)) for r in rows]
+
+
+# ------------------------------------------------------------------------- check-in
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A scan's outcome; `refusal` is None when the holder was admitted now."""
+
+    ticket: TicketRecord
+    scan_count: int
+    refusal: str | None = None
+
+
+async def check_in(
+    database: Database,
+    *,
+    token: str,
+    actor_id: uuid.UUID,
+    actor_is_admin: bool,
+    now: datetime,
+) -> CheckIn:
+    """Scan a ticket's QR token at the door of its event.
+
+    The first scan admits and records the time; a later one is refused with
+    ALREADY_CHECKED_IN (the ticket says when); a refunded or void ticket is refused with
+    TICKET_REFUNDED / TICKET_VOID. Every scan by a permitted scanner is counted, refused
+    or not. Unknown tokens raise TOKEN_NOT_FOUND; scanners who are neither the event's
+    organizer nor an admin get NOT_ALLOWED, and nothing is written for either.
+    """
+    async with transaction(database) as conn:
+        row = await conn.fetchrow(
+            """SELECT e.organizer_id, t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_id,
+                      t.status, t.sequence_number, t.checked_in_at, t.created_at, k.token
+                 FROM ticketing.ticket_tokens k
+                 JOIN ticketing.tickets t ON t.id = k.ticket_id
+                 JOIN events.events e ON e.id = t.event_id
+                WHERE k.token = $1
+                  FOR UPDATE OF t, k""",
+            token,
+        )
+        if row is None:
+            raise OrderError("Unknown ticket", code="TOKEN_NOT_FOUND", field="token")
+        if not (actor_is_admin or row["organizer_id"] == actor_id):
+            raise OrderError("Only the event's organizer can check tickets in", code="NOT_ALLOWED")
+        scans: int = await conn.fetchval(
+            """UPDATE ticketing.ticket_tokens
+                  SET scan_count = scan_count + 1, last_scanned_at = $2
+                WHERE token = $1 RETURNING scan_count""",
+            token,
+            now,
+        )
+        ticket = TicketRecord.from_row(row)
+        if ticket.status != "issued":
+            refusal = "TICKET_REFUNDED" if ticket.status == "refunded" else "TICKET_VOID"
+            return CheckIn(ticket=ticket, scan_count=scans, refusal=refusal)
+        if ticket.checked_in_at is not None:
+            return CheckIn(ticket=ticket, scan_count=scans, refusal="ALREADY_CHECKED_IN")
+        updated = await conn.fetchrow(
+            """UPDATE ticketing.tickets SET checked_in_at = $2, checked_in_by = $3, updated_at = $2
+                WHERE id = $1 RETURNING checked_in_at""",
+            ticket.id,
+            now,
+            actor_id,
+        )
+        assert updated is not None
+    return CheckIn(ticket=replace(ticket, checked_in_at=updated["checked_in_at"]), scan_count=scans)
+
+
+# ---------------------------------------------------------------------------- reads
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raise `OrderError(INVALID_CURSOR)` for anything not made by `encode_cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, row_id = raw.partition("|")
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, uuid.UUID(row_id)
+    except ValueError:
+        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after") from None
+
+
+def _page(items: list[T], first: int, key: Any) -> Page[T]:
+    has_next = len(items) > first
+    items = items[:first]
+    end = encode_cursor(*key(items[-1])) if items else None
+    return Page(items=items, has_next_page=has_next, end_cursor=end)
+
+
+async def get_orders(database: Database, ids: list[uuid.UUID]) -> list[OrderRecord | None]:
+    """Orders in the order of `ids` (a DataLoader batch); visibility is the caller's."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: OrderRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+async def get_order_items(
+    database: Database, order_ids: list[uuid.UUID]
+) -> list[list[OrderItemRecord]]:
+    """Each order's items with their tier's name (a DataLoader batch)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            """SELECT i.order_id, i.tier_id, t.name AS tier_name, i.quantity, i.unit_price_cents
+                 FROM ticketing.order_items i
+                 JOIN ticketing.ticket_tiers t ON t.id = i.tier_id
+                WHERE i.order_id = ANY($1::uuid[]) ORDER BY t.sort_order, t.id""",
+            order_ids,
+        )
+    grouped: dict[uuid.UUID, list[OrderItemRecord]] = defaultdict(list)
+    for row in rows:
+        grouped[row["order_id"]].append(OrderItemRecord(**dict(row)))
+    return [grouped.get(i, []) for i in order_ids]
+
+
+async def get_order_tickets(
+    database: Database, order_ids: list[uuid.UUID]
+) -> list[list[TicketRecord]]:
+    """Each order's tickets (a DataLoader batch)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""{_TICKET_SELECT} WHERE t.order_id = ANY($1::uuid[])
+                ORDER BY t.tier_id, t.sequence_number""",
+            order_ids,
+        )
+    grouped: dict[uuid.UUID, list[TicketRecord]] = defaultdict(list)
+    for row in rows:
+        grouped[row["order_id"]].append(TicketRecord.from_row(row))
+    return [grouped.get(i, []) for i in order_ids]
+
+
+async def list_user_orders(
+    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
+) -> Page[OrderRecord]:
+    """The user's own orders, newest first (keyset on created_at, id)."""
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
+                 WHERE user_id = $1
+                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+                 ORDER BY created_at DESC, id DESC LIMIT $4""",
+            user_id,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
+
+
+async def list_event_orders(
+    database: Database,
+    *,
+    event_id: uuid.UUID,
+    actor_id: uuid.UUID,
+    actor_is_admin: bool,
+    first: int,
+    after: str | None,
+    status: str | None,
+) -> Page[OrderRecord]:
+    """An event's orders for its organizer (or an admin), newest first.
+
+    Anyone else gets EVENT_NOT_FOUND: another organizer's sales are not theirs to see.
+    """
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        organizer = await conn.fetchval(
+            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
+        )
+        if organizer is None or not (actor_is_admin or organizer == actor_id):
+            raise OrderError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
+        rows = await conn.fetch(
+            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
+                 WHERE event_id = $1 AND ($2::text IS NULL OR status = $2)
+                   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+                 ORDER BY created_at DESC, id DESC LIMIT $5""",
+            event_id,
+            status,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
+
+
+async def list_user_tickets(
+    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
+) -> Page[TicketRecord]:
+    """The tickets the user owns, newest first."""
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""{_TICKET_SELECT}
+                 WHERE t.owner_user_id = $1
+                   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT $4""",
+            user_id,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([TicketRecord.from_row(r) for r in rows], first, lambda t: (t.created_at, t.id))
+
+
+async def event_organizer(database: Database, event_id: uuid.UUID) -> uuid.UUID | None:
+    async with connection(database) as conn:
+        organizer: uuid.UUID | None = await conn.fetchval(
+            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
+        )
+    return organizer
+
+
+# -------------------------------------------------------------------------- privacy
+
+
+async def anonymize_contacts(database: Database, *, now: datetime, after_days: int) -> int:
+    """Erase contact data of orders whose event ended more than `after_days` ago.
+
+    Amounts, items and tickets stay (they are the accounting record); the contact
+    fields are cleared and `anonymized_at` set, so each order is anonymized once.
+    """
+    async with transaction(database) as conn:
+        done = await conn.fetch(
+            """UPDATE ticketing.orders o
+                  SET contact_email = NULL, contact_name = NULL, contact_phone = NULL,
+                      anonymized_at = $1, updated_at = $1
+                 FROM events.events e
+                WHERE e.id = o.event_id AND o.anonymized_at IS NULL
+                  AND coalesce(e.end_at, e.start_at) < $2
+                RETURNING o.id""",
+            now,
+            now - timedelta(days=after_days),
+        )
+    return len(done)

@@ -1,0 +1,225 @@
+"""The Stripe webhook: signatures, exactly-once effects, out-of-order delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+from databases import Database
+
+from liventix.clock import FrozenClock
+from liventix.settings import Settings
+from liventix.stripe_cli import build_event, send_event, sign, trigger
+from tests.conftest import ServerThread
+from tests.orders_support import (
+    World,
+    assert_books_balanced,
+    checkout,
+    count,
+    hold,
+    order_row,
+    tier_counts,
+    webhook,
+    world,
+)
+from tests.support import GraphQLClient
+
+__all__ = ["world"]
+
+
+async def _pending(
+    client: GraphQLClient, database: Database, world: World, clock: FrozenClock, qty: int = 2
+) -> dict[str, Any]:
+    held = await hold(database, clock, world.buyer, world.tier_id, qty)
+    result = await checkout(client, world.buyer_token, [held])
+    return {**result["order"], "paymentIntentId": result["paymentIntentId"]}
+
+
+async def test_bad_signatures_get_400_and_change_nothing(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    order = await _pending(client, database, world, clock)
+    event = build_event(
+        "payment_intent.succeeded",
+        order_id=order["id"],
+        payment_intent_id=order["paymentIntentId"],
+        amount_cents=order["totalCents"],
+    )
+    body = orjson.dumps(event)
+    secret = settings.stripe_webhook_secret
+    tampered = body.replace(b'"succeeded"', b'"succeeded" ', 1)
+    cases = {
+        "tampered body": (tampered, {"Stripe-Signature": sign(body, secret)}),
+        "wrong secret": (body, {"Stripe-Signature": sign(body, "whsec_someone_else")}),
+        "missing header": (body, {}),
+        "too old": (
+            body,
+            {"Stripe-Signature": sign(body, secret, timestamp=int(time.time()) - 3600)},
+        ),
+        "garbage header": (body, {"Stripe-Signature": "t=abc,v1=zz"}),
+    }
+    for name, (payload, headers) in cases.items():
+        response = await client.http.post("/webhooks/stripe", content=payload, headers=headers)
+        assert response.status_code == 400, name
+    assert await count(database, "SELECT count(*) FROM ticketing.stripe_events") == 0
+    assert (await order_row(database, order["id"]))["status"] == "pending"
+    assert await count(database, "SELECT count(*) FROM ticketing.tickets") == 0
+    # The control: the same event, correctly signed, is accepted.
+    assert (await webhook(client, settings, "payment_intent.succeeded", order))["result"] == "paid"
+
+
+async def test_five_concurrent_deliveries_make_one_set_of_tickets(
+    server: ServerThread,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
+        client = GraphQLClient(http)
+        order = await _pending(client, database, world, clock, qty=3)
+        event = build_event(
+            "payment_intent.succeeded",
+            order_id=order["id"],
+            payment_intent_id=order["paymentIntentId"],
+            amount_cents=order["totalCents"],
+        )
+        secret = settings.stripe_webhook_secret
+        same = await asyncio.gather(
+            *(send_event(http, "/webhooks/stripe", event, secret) for _ in range(5))
+        )
+        # Stripe may also send distinct events for the same payment: still one completion.
+        others = await asyncio.gather(
+            *(
+                send_event(http, "/webhooks/stripe", {**event, "id": f"evt_{i}"}, secret)
+                for i in range(5)
+            )
+        )
+    results = sorted(r.json()["result"] for r in same)
+    assert all(r.status_code == 200 for r in [*same, *others])
+    assert results == ["duplicate"] * 4 + ["paid"]
+    assert {r.json()["result"] for r in others} == {"unchanged"}
+    assert await count(database, "SELECT count(*) FROM ticketing.tickets") == 3
+    assert await count(database, "SELECT count(*) FROM ticketing.ticket_tokens") == 3
+    assert (
+        await count(database, "SELECT count(*) FROM ticketing.stripe_events WHERE result = 'paid'")
+        == 1
+    )
+    assert await tier_counts(database, world.tier_id) == (10, 0, 3)
+    await assert_books_balanced(database)
+
+
+async def test_failure_after_success_leaves_the_order_paid(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    order = await _pending(client, database, world, clock)
+    assert (await webhook(client, settings, "payment_intent.succeeded", order))["result"] == "paid"
+    failed = await webhook(client, settings, "payment_intent.payment_failed", order)
+    assert failed["result"] == "unchanged"
+    assert (await order_row(database, order["id"]))["status"] == "paid"
+    await assert_books_balanced(database)
+
+
+async def test_failure_then_success_pays(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """A declined card keeps the holds; the buyer's second card succeeds on the same intent."""
+    order = await _pending(client, database, world, clock)
+    failed = await webhook(client, settings, "payment_intent.payment_failed", order)
+    assert failed["result"] == "failed"
+    row = await order_row(database, order["id"])
+    assert row["status"] == "failed" and row["failure_reason"] == "Your card was declined."
+    assert await tier_counts(database, world.tier_id) == (10, 2, 0)  # holds kept
+    assert (await webhook(client, settings, "payment_intent.succeeded", order))["result"] == "paid"
+    assert await tier_counts(database, world.tier_id) == (10, 0, 2)
+    await assert_books_balanced(database)
+
+
+async def test_refund_before_success_is_final(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    order = await _pending(client, database, world, clock)
+    refunded = await webhook(client, settings, "charge.refunded", order)
+    assert refunded["result"] == "refunded"
+    assert await tier_counts(database, world.tier_id) == (10, 0, 0)  # holds released
+    late = await webhook(client, settings, "payment_intent.succeeded", order)
+    assert late["result"] == "unchanged"
+    row = await order_row(database, order["id"])
+    assert row["status"] == "refunded" and row["refunded_cents"] == row["total_cents"]
+    assert await count(database, "SELECT count(*) FROM ticketing.tickets") == 0
+    await assert_books_balanced(database)
+
+
+async def test_refund_made_at_stripe_refunds_the_tickets(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    order = await _pending(client, database, world, clock)
+    await webhook(client, settings, "payment_intent.succeeded", order)
+    answer = await webhook(client, settings, "refund.created", order)
+    assert answer["result"] == "refunded"
+    assert await tier_counts(database, world.tier_id) == (10, 0, 0)
+    assert (
+        await count(database, "SELECT count(*) FROM ticketing.tickets WHERE status = 'refunded'")
+        == 2
+    )
+    assert (
+        await count(
+            database, "SELECT count(*) FROM ticketing.refunds WHERE stripe_refund_id IS NULL"
+        )
+        == 0
+    )  # nothing left for the gateway: Stripe already refunded
+    await assert_books_balanced(database)
+
+
+async def test_unknown_orders_and_events_are_acknowledged(
+    client: GraphQLClient, settings: Settings
+) -> None:
+    stray = {"id": str(uuid.uuid4()), "totalCents": 100, "paymentIntentId": "pi_unknown"}
+    assert (await webhook(client, settings, "payment_intent.succeeded", stray))[
+        "result"
+    ] == "unknown_order"
+    assert (await webhook(client, settings, "customer.created", stray))["result"] in (
+        "ignored",
+        "unknown_order",
+    )
+
+
+async def test_the_cli_trigger_walks_an_order_to_paid_on_a_running_server(
+    server: ServerThread,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """What `liventix webhook payment_intent.succeeded --order <id>` does."""
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
+        order = await _pending(GraphQLClient(http), database, world, clock)
+    url = f"{server.http_url}/webhooks/stripe"
+    response = await trigger(settings, "payment_intent.succeeded", uuid.UUID(order["id"]), url)
+    assert response.status_code == 200 and response.json()["result"] == "paid"
+    assert (await order_row(database, order["id"]))["status"] == "paid"
+    await assert_books_balanced(database)
