@@ -16,6 +16,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -76,10 +77,16 @@ class MaskUnexpectedErrors(SchemaExtension):
 
 def build_extensions(*, max_depth: int, max_aliases: int, max_tokens: int) -> list[Any]:
     """Extension factories (a fresh instance per operation; the caches are shared)."""
+    # The limiters' rule classes are made once, here: the validation cache keys on the
+    # rule classes, and a limiter built per operation makes new classes every time, so
+    # every request would miss the cache and be validated again.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     return [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(QueryDepthLimiter, max_depth=max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=max_aliases),
+        partial(AddValidationRules, limit_rules),
         partial(ParserCache, maxsize=1024),
         partial(ValidationCache, maxsize=1024),
         MaskUnexpectedErrors,

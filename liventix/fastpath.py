@@ -1,0 +1,327 @@
+"""A response cache for public feed pages, in front of the GraphQL endpoint.
+
+Anonymous `eventFeed` queries over HTTP POST are answered from a per-process cache of
+serialized responses. A page is never older than the last committed change this
+process heard of: every cached page belongs to the events it read, each such event's
+``feed:<event>`` channel is watched through the realtime hub, and any message on it
+(a post created or deleted, or a resync after a listener gap) drops that event's pages.
+A page computed while such a message arrived is not stored (generation check), so a
+response that read the database before a commit can never outlive the commit's
+announcement. Changes the feed channels do not announce (an author's new display
+name, an event's new title) are bounded by a short time-to-live.
+
+Everything else (signed-in viewers, mutations, other fields, GET) passes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql.language import StringValueNode, VariableNode
+
+from liventix.context import Services
+
+log = logging.getLogger("liventix.fastpath")
+
+CACHEABLE_FIELDS = frozenset({"eventFeed"})
+MAX_BODY_BYTES = 16 * 1024
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a query document needs to be cacheable: where its event ids come from."""
+
+    literal_events: tuple[str, ...]
+    event_variables: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Entry:
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    stored_at: float
+    events: tuple[uuid.UUID, ...]
+
+
+@dataclass(slots=True)
+class _Watch:
+    generation: int = 0
+    keys: set[tuple[str, str, str]] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+def _shape(query: str) -> _Shape | None:
+    """The document's event id sources if it is a single query of cacheable fields."""
+    try:
+        document = parse(query, no_location=True, max_tokens=2000)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or len(document.definitions) != 1:
+        return None  # fragments and several operations: leave them to the full path
+    operation = operations[0]
+    if operation.operation is not OperationType.QUERY:
+        return None
+    literals: list[str] = []
+    variables: list[str] = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.name.value not in CACHEABLE_FIELDS:
+            return None
+        if selection.directives:
+            return None
+        for argument in selection.arguments or ():
+            if argument.name.value != "eventId":
+                continue
+            if isinstance(argument.value, VariableNode):
+                variables.append(argument.value.name.value)
+            elif isinstance(argument.value, StringValueNode):
+                literals.append(argument.value.value)
+            else:
+                return None
+    return _Shape(tuple(literals), tuple(variables))
+
+
+EXTRAS_KEY = "feed.response_cache"
+
+
+def invalidate(services: Services, event_id: uuid.UUID) -> None:
+    """Tell this process's feed response cache (if any) that the event's feed changed."""
+    cache = services.extras.get(EXTRAS_KEY)
+    if isinstance(cache, FeedResponseCache):
+        cache.invalidate(event_id)
+
+
+class FeedResponseCache:
+    """The cache and its hub watchers; wrap the GraphQL ASGI app with `wrap`, and
+    register it in `services.extras[EXTRAS_KEY]` so local writes invalidate at once."""
+
+    def __init__(
+        self,
+        services: Callable[[], Services],
+        *,
+        ttl: float = 1.0,
+        maxsize: int = 4096,
+        max_watched_events: int = 1024,
+    ) -> None:
+        self._services = services
+        self._ttl = ttl
+        self._maxsize = maxsize
+        self._max_watched = max_watched_events
+        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+        self._shapes: OrderedDict[str, _Shape | None] = OrderedDict()
+        self._watches: OrderedDict[uuid.UUID, _Watch] = OrderedDict()
+
+    # -- invalidation ---------------------------------------------------------------
+
+    def invalidate(self, event_id: uuid.UUID) -> None:
+        """Drop the event's pages now (a write in this process has just committed, so
+        its own next read must not wait for the notification to come back)."""
+        watch = self._watches.get(event_id)
+        if watch is not None:
+            self._drop(watch)
+
+    async def _watch_event(self, event_id: uuid.UUID) -> _Watch:
+        watch = self._watches.get(event_id)
+        if watch is None:
+            watch = _Watch()
+            self._watches[event_id] = watch
+            watch.task = asyncio.create_task(self._follow(event_id, watch))
+            while len(self._watches) > self._max_watched:
+                _, evicted = self._watches.popitem(last=False)
+                self._drop(evicted)
+                if evicted.task is not None:
+                    evicted.task.cancel()
+        else:
+            self._watches.move_to_end(event_id)
+        await watch.ready.wait()
+        return watch
+
+    async def _follow(self, event_id: uuid.UUID, watch: _Watch) -> None:
+        try:
+            async with self._services().hub.subscribe(f"feed:{event_id}") as inbox:
+                watch.ready.set()
+                async for _message in inbox:
+                    self._drop(watch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a slow or broken watcher: forget it, the next miss re-watches
+            log.warning("feed cache watcher for %s stopped", event_id, exc_info=True)
+        finally:
+            self._drop(watch)
+            if self._watches.get(event_id) is watch:
+                del self._watches[event_id]
+            watch.ready.set()  # never leave a request waiting on a dead watcher
+
+    def _drop(self, watch: _Watch) -> None:
+        watch.generation += 1
+        for key in watch.keys:
+            self._entries.pop(key, None)
+        watch.keys.clear()
+
+    async def close(self) -> None:
+        for watch in self._watches.values():
+            if watch.task is not None:
+                watch.task.cancel()
+        for watch in list(self._watches.values()):
+            if watch.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch.task
+        self._watches.clear()
+        self._entries.clear()
+
+    # -- the ASGI side --------------------------------------------------------------
+
+    def wrap(self, app: Callable[[Scope, Receive, Send], Any]) -> Callable[..., Any]:
+        async def cached(scope: Scope, receive: Receive, send: Send) -> None:
+            if not _candidate(scope):
+                await app(scope, receive, send)
+                return
+            body = await _read_body(receive)
+            if body is None:
+                return  # the client went away before sending its request
+            request = self._cache_key(body) if len(body) <= MAX_BODY_BYTES else None
+            if request is None:
+                await app(scope, _replay(body), send)
+                return
+            key, events = request
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry.stored_at < self._ttl:
+                await _send_cached(send, entry)
+                return
+            await self._miss(app, scope, body, send, key, events)
+
+        return cached
+
+    def _cache_key(self, body: bytes) -> tuple[tuple[str, str, str], tuple[uuid.UUID, ...]] | None:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        query = payload.get("query")
+        variables = payload.get("variables") or {}
+        if not isinstance(query, str) or not isinstance(variables, dict):
+            return None
+        shape = self._shape(query)
+        if shape is None:
+            return None
+        try:
+            ids = [uuid.UUID(v) for v in shape.literal_events]
+            ids += [uuid.UUID(str(variables[name])) for name in shape.event_variables]
+        except (KeyError, ValueError):
+            return None
+        if not ids:
+            return None
+        canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+        key = (query, str(payload.get("operationName") or ""), canonical)
+        return key, tuple(dict.fromkeys(ids))
+
+    def _shape(self, query: str) -> _Shape | None:
+        if query in self._shapes:
+            self._shapes.move_to_end(query)
+            return self._shapes[query]
+        shape = _shape(query)
+        self._shapes[query] = shape
+        while len(self._shapes) > 1024:
+            self._shapes.popitem(last=False)
+        return shape
+
+    async def _miss(
+        self,
+        app: Callable[[Scope, Receive, Send], Any],
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        key: tuple[str, str, str],
+        events: tuple[uuid.UUID, ...],
+    ) -> None:
+        watches = [await self._watch_event(e) for e in events]
+        generations = [w.generation for w in watches]
+        started: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await app(scope, _replay(body), capture)
+        response = b"".join(chunks)
+        fresh = all(
+            w.generation == g and self._watches.get(e) is w
+            for w, g, e in zip(watches, generations, events, strict=True)
+        )
+        if started.get("status") != 200 or not fresh or b'"errors"' in response:
+            return
+        headers = [
+            (name, value)
+            for name, value in started.get("headers", [])
+            if name.lower() in (b"content-type", b"content-length")
+        ]
+        self._entries[key] = _Entry(response, headers, time.monotonic(), events)
+        for watch in watches:
+            watch.keys.add(key)
+        while len(self._entries) > self._maxsize:
+            self._entries.popitem(last=False)
+
+
+def _candidate(scope: Scope) -> bool:
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return False
+        if name == b"content-type" and not value.startswith(b"application/json"):
+            return False
+    return True
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (its size is already bounded by the body-limit
+    middleware), or None when the client disconnected first."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # like a client that keeps the connection open
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_cached(send: Send, entry: _Entry) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+    await send({"type": "http.response.body", "body": entry.body})

@@ -1,0 +1,214 @@
+"""Feed types: posts with media, their connection, the mutations' payloads and the
+live feed's updates.
+
+One `Post` type serves every path (a feed page, `post(id)`, `createPost`, the live
+feed), so a client can prepend a created post to its cached feed without refetching.
+A `Post` is built from a row that already carries its author and event (one SQL
+statement per page), so `author` and `event` resolve synchronously, without I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.relay import PageInfo
+
+import db.feed
+from schema.errors import UserError
+from schema.users import User
+
+if TYPE_CHECKING:
+    from schema.events import Event
+
+_CURSOR_PREFIX = "post:"
+
+
+def encode_cursor(seq: int) -> str:
+    """An opaque cursor for a post's position in a feed (its `seq`)."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """The `seq` a cursor stands for, or None when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+        return None
+    return int(raw[len(_CURSOR_PREFIX) :])
+
+
+@strawberry.enum(description="What a media item is.")
+class MediaKind(Enum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@strawberry.type(description="An image or a video (at most 30 seconds) attached to a post.")
+class Media:
+    url: str
+    kind: MediaKind
+    width: int
+    height: int
+    duration_seconds: float | None
+
+    @classmethod
+    def from_item(cls, item: db.feed.MediaItem) -> Media:
+        return cls(
+            url=item.url,
+            kind=MediaKind(item.kind),
+            width=item.width,
+            height=item.height,
+            duration_seconds=item.duration_seconds,
+        )
+
+
+@strawberry.input(description="A media item to attach: https URL, kind, size, duration.")
+class MediaInput:
+    url: str
+    kind: MediaKind
+    width: int
+    height: int
+    duration_seconds: float | None = strawberry.field(
+        default=None, description="Required for videos; at most 30."
+    )
+
+    def to_item(self) -> db.feed.MediaItem:
+        return db.feed.MediaItem(
+            url=self.url,
+            kind=self.kind.value,
+            width=self.width,
+            height=self.height,
+            duration_seconds=self.duration_seconds,
+        )
+
+
+@strawberry.type(description="A post in an event's feed.")
+class Post:
+    id: strawberry.ID
+    text: str
+    media: list[Media]
+    created_at: datetime
+    row: strawberry.Private[db.feed.FeedRow]
+
+    @classmethod
+    def from_row(cls, row: db.feed.FeedRow) -> Post:
+        post = row.post
+        return cls(
+            id=strawberry.ID(str(post.id)),
+            text=post.text,
+            media=[Media.from_item(item) for item in post.media],
+            created_at=post.created_at,
+            row=row,
+        )
+
+    @strawberry.field(description="Opaque position of this post in its feed.")
+    def cursor(self) -> str:
+        return encode_cursor(self.row.post.seq)
+
+    @strawberry.field
+    def author(self) -> User:
+        return User.from_profile(self.row.author)
+
+    @strawberry.field
+    def event(self) -> Annotated[Event, strawberry.lazy("schema.events")]:
+        from schema.events import Event
+
+        return Event.from_record(self.row.event)
+
+
+@strawberry.type
+class PostEdge:
+    cursor: str
+    node: Post
+
+    @classmethod
+    def from_row(cls, row: db.feed.FeedRow) -> PostEdge:
+        return cls(cursor=encode_cursor(row.post.seq), node=Post.from_row(row))
+
+
+@strawberry.type(description="A page of a feed, newest first; page size at most 50.")
+class PostConnection:
+    edges: list[PostEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, page: db.feed.FeedPage, *, has_previous: bool) -> PostConnection:
+        edges = [PostEdge.from_row(row) for row in page.rows]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=has_previous,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.enum(description="Why a feed operation failed.")
+class FeedErrorCode(Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    TEXT_INVALID = "TEXT_INVALID"
+    EMPTY_POST = "EMPTY_POST"
+    TOO_MANY_MEDIA = "TOO_MANY_MEDIA"
+    MEDIA_URL_INVALID = "MEDIA_URL_INVALID"
+    MEDIA_INVALID = "MEDIA_INVALID"
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    POST_NOT_FOUND = "POST_NOT_FOUND"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    INVALID = "INVALID"
+
+
+@strawberry.type(description="A post could not be created or deleted.")
+class FeedError(UserError):
+    code: FeedErrorCode
+
+
+@strawberry.type(description="The created post, in the same shape a feed returns it.")
+class CreatePostPayload:
+    post: Post
+    edge: PostEdge = strawberry.field(description="The post as a feed edge, to prepend.")
+
+
+@strawberry.type
+class DeletePostPayload:
+    post_id: strawberry.ID
+    event_id: strawberry.ID
+
+
+CreatePostResult = Annotated[CreatePostPayload | FeedError, strawberry.union("CreatePostResult")]
+DeletePostResult = Annotated[DeletePostPayload | FeedError, strawberry.union("DeletePostResult")]
+
+
+@strawberry.type(description="A post was published in the feed.")
+class PostCreated:
+    post: Post
+    cursor: str
+
+
+@strawberry.type(description="A post was deleted: drop it from the client's feed.")
+class PostDeleted:
+    post_id: strawberry.ID
+    event_id: strawberry.ID
+
+
+@strawberry.type(
+    description="Updates may have been missed: refetch the feed (or resubscribe with "
+    "`after` set to `lastCursor`) to catch up."
+)
+class FeedResync:
+    event_id: strawberry.ID
+    reason: str
+    last_cursor: str | None
+
+
+FeedUpdate = Annotated[PostCreated | PostDeleted | FeedResync, strawberry.union("FeedUpdate")]

@@ -1,0 +1,106 @@
+"""The public feed-page response cache: hits are served without touching the database,
+and no page outlives a committed change the process heard of (local writes, writes by
+another process announced through PostgreSQL, and listener gaps)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+from databases import Database
+from starlette.applications import Starlette
+
+from db.notify import publish
+from liventix.realtime import Hub
+from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, make_scene
+from tests.support import GraphQLClient
+
+
+@pytest.fixture
+async def scene(database: Database, token: Callable[..., str]) -> Scene:
+    return await make_scene(database, token)
+
+
+async def texts(client: GraphQLClient, scene: Scene, token: str | None = None) -> list[str]:
+    data = await client(EVENT_FEED, {"eventId": str(scene.event_id), "first": 10}, token=token)
+    return [edge["node"]["text"] for edge in data["eventFeed"]["edges"]]
+
+
+async def test_repeated_anonymous_pages_are_served_without_sql(
+    client: GraphQLClient, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables = {"eventId": str(scene.event_id), "text": "cached", "media": None}
+    await client(CREATE_POST, variables, token=scene.fan)
+    first = await texts(client, scene)
+    with count_statements(monkeypatch) as statements:
+        assert await texts(client, scene) == first == ["cached"]
+    assert statements == []
+    with count_statements(monkeypatch) as statements:
+        assert await texts(client, scene, token=scene.fan) == first
+    assert statements, "signed-in viewers must not be served from the public cache"
+
+
+async def test_a_local_write_is_visible_to_the_next_read(
+    client: GraphQLClient, scene: Scene
+) -> None:
+    assert await texts(client, scene) == []
+    for n in range(3):
+        variables = {"eventId": str(scene.event_id), "text": f"p{n}", "media": None}
+        await client(CREATE_POST, variables, token=scene.fan)
+        assert (await texts(client, scene))[0] == f"p{n}"
+
+
+async def test_a_write_announced_by_another_process_invalidates(
+    client: GraphQLClient, scene: Scene, database_url: str, app: Starlette
+) -> None:
+    assert await texts(client, scene) == []
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            post_id = await conn.fetchval(
+                "INSERT INTO feed.posts (event_id, author_id, text) "
+                "VALUES ($1, $2, 'elsewhere') RETURNING id",
+                scene.event_id,
+                scene.fan_id,
+            )
+            await publish(
+                conn,
+                f"feed:{scene.event_id}",
+                op="created",
+                post_id=str(post_id),
+                event_id=str(scene.event_id),
+            )
+    finally:
+        await conn.close()
+    hub: Hub = app.state.services.hub
+    assert hub.subscriber_count(f"feed:{scene.event_id}") >= 1
+    # The announcement reaches this process asynchronously; once it has, reads are fresh.
+    deadline = time.monotonic() + 5
+    while await texts(client, scene) != ["elsewhere"]:
+        assert time.monotonic() < deadline, "cached page outlived the announcement"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_listener_gap_resync_invalidates(
+    client: GraphQLClient, scene: Scene, database_url: str, database: Database
+) -> None:
+    assert await texts(client, scene) == []
+    # A post committed without announcement (as if lost in a listener gap) ...
+    await database.execute(
+        "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'silent')",
+        {"e": scene.event_id, "a": scene.fan_id},
+    )
+    assert await texts(client, scene) == [], "expected the cached (stale) page"
+    # ... is picked up once the hub tells subscribers to resync.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await publish(conn, f"feed:{scene.event_id}", op="resync")
+    finally:
+        await conn.close()
+    deadline = time.monotonic() + 5
+    while await texts(client, scene) != ["silent"]:
+        assert time.monotonic() < deadline, "resync did not invalidate the cache"
+        await asyncio.sleep(0.01)
