@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 import db.migrate
 from db.core import connection, create_database
-from liventix import graphiql
+from liventix import fastpath, graphiql, jobs, payments
 from liventix.clock import Clock, SystemClock
 from liventix.context import Services
 from liventix.database_url import resolve_database_url
@@ -29,6 +29,7 @@ from liventix.graphql_view import GraphQLView
 from liventix.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestIdMiddleware
 from liventix.realtime import Hub
 from liventix.settings import Settings, load_settings
+from liventix.ws import GraphQLTransportWS
 from schema import build_schema
 
 log = logging.getLogger("liventix")
@@ -52,9 +53,8 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         stack.push_async_callback(hub.stop)
         services = Services(settings=settings, db=database, clock=clock, hub=hub)
         services.extras["database_url"] = url
-        from liventix import jobs, payments
-
         services.payments = payments.gateway_for(settings)
+        stack.push_async_callback(services.payments.aclose)
         if settings.jobs_enabled:
             await stack.enter_async_context(jobs.running(services))
         yield services
@@ -69,23 +69,42 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_tokens=settings.max_tokens,
     )
     view: GraphQLView | None = None
+    websockets: GraphQLTransportWS | None = None
+    http_view: Any = None  # the view behind the feed response cache
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        nonlocal view
+        nonlocal view, websockets, http_view
         async with open_services(settings, clock) as services:
             view = GraphQLView(services, schema)
+            feed_cache = services.extras[fastpath.EXTRAS_KEY] = fastpath.FeedResponseCache(
+                lambda: services
+            )
+            http_view = feed_cache.wrap(view)
+            websockets = GraphQLTransportWS(services, schema)
             app.state.services = services
-            yield {"services": services}
+            app.state.websockets = websockets
+            try:
+                yield {"services": services}
+            finally:
+                await websockets.aclose()
+                await feed_cache.close()
 
     class GraphQLEndpoint:
         """The view is built in the lifespan (it needs the services); route to it."""
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            assert view is not None, "lifespan not started"
-            await view(scope, receive, send)
+            assert http_view is not None, "lifespan not started"
+            await http_view(scope, receive, send)
 
     graphql_endpoint = GraphQLEndpoint()
+
+    class WebSocketEndpoint:
+        """`graphql-transport-ws` with shared executions (see `liventix.ws`)."""
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            assert websockets is not None, "lifespan not started"
+            await websockets(scope, receive, send)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -112,8 +131,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/metrics", metrics),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql_endpoint),
-        Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles()),
+        WebSocketRoute("/graphql", WebSocketEndpoint()),
+        Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles(settings.graphiql_assets_dir)),
     ]
     middleware = [
         Middleware(RequestIdMiddleware),

@@ -32,7 +32,14 @@ class Job:
 
 def registry() -> list[Job]:
     """Every periodic job. Features add theirs here."""
-    return []
+    from liventix.payments import anonymize_job, reconcile_job
+    from resolvers.ticketing import sweep_holds_job
+
+    return [
+        Job("sweep_holds", sweep_holds_job, lambda s: s.settings.sweep_interval_seconds),
+        Job("reconcile", reconcile_job, lambda s: s.settings.reconcile_interval_seconds),
+        Job("anonymize_orders", anonymize_job, lambda s: s.settings.reconcile_interval_seconds),
+    ]
 
 
 async def run_once(services: Services, job: Job) -> dict[str, Any] | None:

@@ -11,11 +11,25 @@ import strawberry
 from strawberry.tools import merge_types
 
 from schema.errors import build_extensions
-from schema.root import users
+from schema.root import feed, orders, ticketing, users
 
-QUERIES: tuple[type, ...] = (users.UsersQuery,)
-MUTATIONS: tuple[type, ...] = (users.UsersMutation,)
-SUBSCRIPTIONS: tuple[type, ...] = (users.UsersSubscription,)
+QUERIES: tuple[type, ...] = (
+    users.UsersQuery,
+    feed.FeedQuery,
+    ticketing.TicketingQuery,
+    orders.OrdersQuery,
+)
+MUTATIONS: tuple[type, ...] = (
+    users.UsersMutation,
+    feed.FeedMutation,
+    ticketing.TicketingMutation,
+    orders.OrdersMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (
+    users.UsersSubscription,
+    feed.FeedSubscription,
+    ticketing.TicketingSubscription,
+)
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)

@@ -1,5 +1,5 @@
 """Realtime: one LISTEN connection per process, fanned out to local subscribers."""
 
-from liventix.realtime.hub import Hub, SubscriberTooSlow, Subscription
+from liventix.realtime.hub import Hub, Notification, SubscriberTooSlow, Subscription, load_once
 
-__all__ = ["Hub", "SubscriberTooSlow", "Subscription"]
+__all__ = ["Hub", "Notification", "SubscriberTooSlow", "Subscription", "load_once"]

@@ -1,0 +1,42 @@
+"""Prometheus metrics for the realtime path (served on `/metrics`).
+
+Module-level so every hub and WebSocket handler in the process adds to the same series;
+the names are the ones the dashboards and alerts use.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+LISTENER_DISCONNECTS = Counter(
+    "liventix_realtime_listener_disconnects_total",
+    "Times the LISTEN connection to PostgreSQL was lost (each one is a gap).",
+)
+LISTENER_RECONNECTS = Counter(
+    "liventix_realtime_listener_reconnects_total",
+    "Times the LISTEN connection was re-established after a loss.",
+)
+NOTIFICATIONS = Counter(
+    "liventix_realtime_notifications_total",
+    "Notifications received from PostgreSQL by this process.",
+)
+RESYNCS = Counter(
+    "liventix_realtime_resyncs_total",
+    "Resync signals sent to local subscribers after a listener gap.",
+)
+SUBSCRIBERS = Gauge(
+    "liventix_realtime_subscribers",
+    "Hub subscriptions open in this process (one per shared execution and channel key).",
+)
+SLOW_SUBSCRIBERS_DROPPED = Counter(
+    "liventix_realtime_slow_subscribers_dropped_total",
+    "Subscribers cut off because their bounded buffer overflowed.",
+    ["layer"],
+)
+WS_CONNECTIONS = Gauge("liventix_ws_connections", "Open graphql-transport-ws connections.")
+WS_OPERATIONS = Gauge("liventix_ws_operations", "Active operations over WebSocket.")
+WS_SHARED_EXECUTIONS = Gauge(
+    "liventix_ws_shared_executions",
+    "Subscription executions shared by all the operations with the same document, "
+    "variables and permission scope.",
+)
