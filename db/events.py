@@ -18,6 +18,7 @@ from databases import Database
 
 from db.core import connection, transaction
 from db.errors import DomainError
+from db.notify import publish
 
 STATUSES = ("draft", "published", "canceled")
 # Allowed status changes; canceled is final (tickets may already be refunded).
@@ -191,6 +192,11 @@ async def _lock_owned(conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUI
     return event
 
 
+async def _announce_event_change(conn: asyncpg.Connection, event_id: uuid.UUID) -> None:
+    """Feed pages embed the event (title, status): cached copies must drop on commit."""
+    await publish(conn, f"feed:{event_id}", op="event", event_id=str(event_id))
+
+
 async def update_event(
     database: Database, actor: Actor, event_id: uuid.UUID, changes: dict[str, Any], now: datetime
 ) -> EventRecord:
@@ -219,6 +225,7 @@ async def update_event(
             *(merged[name] for name in EDITABLE),
             now,
         )
+        await _announce_event_change(conn, event_id)
     assert row is not None
     return EventRecord.from_row(row)
 
@@ -244,6 +251,7 @@ async def set_event_status(
             status,
             now,
         )
+        await _announce_event_change(conn, event_id)
     assert row is not None
     return EventRecord.from_row(row)
 

@@ -14,6 +14,7 @@ from strawberry.relay import PageInfo
 import db.events
 import db.users
 from db.errors import DomainError
+from liventix import fastpath
 from liventix.auth import Role
 from liventix.context import Info
 from schema.errors import ClientError
@@ -141,6 +142,7 @@ async def update_event(info: Info, id: strawberry.ID, input: UpdateEventInput) -
         )
     except DomainError as error:
         return TicketingError.from_domain(error)
+    fastpath.invalidate(info.context.services, event_id)
     return EventPayload(event=Event.from_record(record))
 
 
@@ -157,6 +159,7 @@ async def set_event_status(info: Info, id: strawberry.ID, status: EventStatus) -
         )
     except DomainError as error:
         return TicketingError.from_domain(error)
+    fastpath.invalidate(info.context.services, event_id)
     return EventPayload(event=Event.from_record(record))
 
 

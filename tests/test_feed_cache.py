@@ -104,3 +104,24 @@ async def test_a_listener_gap_resync_invalidates(
     while await texts(client, scene) != ["silent"]:
         assert time.monotonic() < deadline, "resync did not invalidate the cache"
         await asyncio.sleep(0.01)
+
+
+async def test_an_event_edit_invalidates_its_cached_pages(
+    client: GraphQLClient, scene: Scene
+) -> None:
+    """Feed items embed their event: a committed title change must show on the next read."""
+    variables = {"eventId": str(scene.event_id), "text": "hello", "media": None}
+    await client(CREATE_POST, variables, token=scene.fan)
+    query = {"eventId": str(scene.event_id), "first": 10}
+
+    async def titles() -> set[str]:
+        data = await client(EVENT_FEED, query)
+        return {edge["node"]["event"]["title"] for edge in data["eventFeed"]["edges"]}
+
+    before = await titles()
+    assert await titles() == before  # now served from the cache
+    rename = """mutation($id: ID!) { updateEvent(id: $id, input: {title: "Renamed"}) {
+                  __typename } }"""
+    data = await client(rename, {"id": str(scene.event_id)}, token=scene.organizer)
+    assert data["updateEvent"]["__typename"] == "EventPayload"
+    assert await titles() == {"Renamed"}
