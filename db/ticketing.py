@@ -451,8 +451,19 @@ _PROBE = """SELECT quantity - reserved_quantity - issued_quantity AS available,
              FROM ticketing.ticket_tiers WHERE id = $1"""
 
 
+async def expire_tier_holds(database: Database, tier_id: uuid.UUID, now: datetime) -> None:
+    """Release one tier's expired holds (and announce the freed seats), committed."""
+    async with transaction(database) as conn:
+        await _expire_tier_holds(conn, tier_id, now)
+
+
 async def _take_after_expiring(
-    conn: asyncpg.Connection, tier_id: uuid.UUID, delta: int, now: datetime
+    conn: asyncpg.Connection,
+    tier_id: uuid.UUID,
+    delta: int,
+    now: datetime,
+    *,
+    expired_already: bool = False,
 ) -> asyncpg.Record:
     """The conditional update found no room: release expired holds, try once more.
 
@@ -474,12 +485,32 @@ async def _take_after_expiring(
             if tier is not None:
                 return tier
             available = freed["quantity"] - freed["reserved_quantity"] - freed["issued_quantity"]
-    raise TicketingError(
+            raise _SoldOutAfterExpiring(available)
+    if expired_already:
+        raise _SoldOutAfterExpiring(available)
+    raise _sold_out(available)
+
+
+def _sold_out(available: int) -> TicketingError:
+    return TicketingError(
         f"Sold out: {max(available, 0)} left",
         code="SOLD_OUT",
         field="quantity",
         available=max(available, 0),
     )
+
+
+class _SoldOutAfterExpiring(Exception):
+    """Sold out even after releasing the tier's expired holds.
+
+    Raising rolls the buyer's transaction back, releases included; `reserve_tickets`
+    then releases them again in a transaction of their own, so a refused buyer never
+    leaves ghost reservations behind for the sweeper.
+    """
+
+    def __init__(self, available: int) -> None:
+        super().__init__(available)
+        self.available = available
 
 
 async def reserve_tickets(
@@ -510,6 +541,9 @@ async def reserve_tickets(
             return await _reserve_once(database, user_id, tier_id, quantity, now, expires_at)
         except _Conflict:
             continue
+        except _SoldOutAfterExpiring as sold_out:
+            await expire_tier_holds(database, tier_id, now)
+            raise _sold_out(sold_out.available) from None
         except asyncpg.UniqueViolationError as exc:
             # The same user's concurrent request inserted the hold first: adjust it.
             if exc.constraint_name != "ticket_holds_one_active":
@@ -532,6 +566,7 @@ async def _reserve_once(
         _check_on_sale(context, quantity, now)
         hold_id: uuid.UUID | None = context["hold_id"]
         held = 0
+        lapsed = False
         if hold_id is not None:
             if context["hold_order_id"] is not None:
                 raise TicketingError(
@@ -542,6 +577,7 @@ async def _reserve_once(
                 # The user's own hold lapsed: retire it like the sweeper would, start anew.
                 await _expire_tier_holds(conn, tier_id, now)
                 hold_id = None
+                lapsed = True
             else:
                 held = context["hold_quantity"]
         delta = quantity - held
@@ -565,7 +601,7 @@ async def _reserve_once(
         if delta > 0:
             tier = await conn.fetchrow(_TAKE, tier_id, delta)
             if tier is None:
-                tier = await _take_after_expiring(conn, tier_id, delta, now)
+                tier = await _take_after_expiring(conn, tier_id, delta, now, expired_already=lapsed)
         elif delta < 0:
             tier = await conn.fetchrow(_GIVE_BACK, tier_id, -delta)
         if hold_id is not None:
