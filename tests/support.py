@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 from websockets.asyncio.client import ClientConnection, connect
+
+from liventix.auth import Role, mint_token
+from liventix.settings import Settings
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -94,3 +99,18 @@ class WSClient:
     async def close(self) -> None:
         if self.conn is not None:
             await self.conn.close()
+
+
+def bad_tokens(settings: Settings) -> dict[str, str]:
+    """Tokens that must be refused: malformed, forged, expired, unsigned."""
+    user = str(uuid.uuid4())
+    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    claims = {"sub": user, "role": "user", "exp": exp}
+    return {
+        "malformed": "not-a-jwt",
+        "other secret": jwt.encode(claims, "x" * 40, algorithm="HS256"),
+        "expired": mint_token(
+            settings, uuid.uuid4(), Role.USER, now=datetime.now(UTC) - timedelta(days=2)
+        ),
+        "alg none": jwt.encode(claims, None, algorithm="none"),
+    }

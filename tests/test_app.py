@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-
-from liventix.auth import Role, mint_token
+from liventix.auth import Role
 from liventix.settings import Settings
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, bad_tokens
 
 VIEWER = "{ viewer { id role displayName } }"
 
@@ -33,24 +30,10 @@ async def test_viewer_gets_a_profile_on_first_sight(
     assert data["viewer"] == {"id": str(user_id), "role": "ORGANIZER", "displayName": ""}
 
 
-def _bad_tokens(settings: Settings) -> dict[str, str]:
-    user = str(uuid.uuid4())
-    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
-    claims = {"sub": user, "role": "user", "exp": exp}
-    return {
-        "malformed": "not-a-jwt",
-        "other secret": jwt.encode(claims, "x" * 40, algorithm="HS256"),
-        "expired": mint_token(
-            settings, uuid.uuid4(), Role.USER, now=datetime.now(UTC) - timedelta(days=2)
-        ),
-        "alg none": jwt.encode(claims, None, algorithm="none"),
-    }
-
-
 async def test_bad_tokens_get_401_with_a_clear_message(
     client: GraphQLClient, settings: Settings
 ) -> None:
-    for name, bad in _bad_tokens(settings).items():
+    for name, bad in bad_tokens(settings).items():
         response = await client.post(VIEWER, token=bad)
         assert response.status_code == 401, name
         error: dict[str, Any] = response.json()["errors"][0]

@@ -17,7 +17,7 @@ from liventix.auth import Role, mint_token
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
 from tests.conftest import ServerThread
-from tests.support import PROTOCOL, WSClient
+from tests.support import PROTOCOL, WSClient, bad_tokens
 
 CLOCK = "subscription { clock(intervalSeconds: 60, count: 5) }"
 TICKS = "subscription { clock(intervalSeconds: 1, count: 1) }"
@@ -110,6 +110,18 @@ async def test_bad_token_closes_4403_with_the_reason(server: ServerThread) -> No
     code, reason = await closed_with(client)
     assert code == 4403
     assert "Malformed token" in reason
+
+
+@pytest.mark.parametrize("kind", ["malformed", "other secret", "expired", "alg none"])
+async def test_every_untrustworthy_token_closes_4403_with_a_reason(
+    server: ServerThread, settings: Settings, kind: str
+) -> None:
+    client = await raw(server)
+    bad = bad_tokens(settings)[kind]
+    await client.send({"type": "connection_init", "payload": {"Authorization": f"Bearer {bad}"}})
+    code, reason = await closed_with(client)
+    assert code == 4403, kind
+    assert reason and reason != "Forbidden", (kind, reason)
 
 
 async def test_expired_token_at_init_closes_4403(server: ServerThread, settings: Settings) -> None:
