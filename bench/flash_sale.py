@@ -8,7 +8,9 @@
 2. Starts `liventix serve` against it (subprocess, jobs and rate limits off) and sends
    one `reserveTickets(quantity: 1)` per buyer, all at once, each with its own token.
    Prints successful holds/s, p50/p99 latency, SOLD_OUT answers, errors and the
-   oversold count (tickets held beyond capacity; must be 0).
+   oversold count (tickets held beyond capacity; must be 0). Each buyer has its own
+   keep-alive connection speaking raw HTTP/1.1, so the client's CPU (same two cores
+   as the server) stays out of the figures.
 3. Runs the same hold transaction (`db.ticketing.reserve_tickets`) directly through
    asyncpg, same concurrency, same pool size, on a second identical tier, and prints
    the API/direct ratios: the cost of HTTP, auth and GraphQL on top of the database.
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -209,38 +212,81 @@ async def timed(calls: list[Callable[[], Awaitable[str]]]) -> tuple[list[str], l
     return [r[0] for r in results], [r[1] for r in results], wall
 
 
+class RawHTTP:
+    """One keep-alive HTTP/1.1 connection with pre-encoded requests.
+
+    A general-purpose Python client costs milliseconds of CPU per request, on the same
+    two cores as the server, and would measure itself; this costs tens of microseconds.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post_json(
+        self, path: str, body: bytes, token: str | None = None
+    ) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"{auth}Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
 async def api_race(base: str, tier_id: uuid.UUID, users: list[uuid.UUID]) -> Outcome:
     settings = load_settings()
     tokens = [mint_token(settings, u, Role.USER) for u in users]
-    limits = httpx.Limits(max_connections=len(users), max_keepalive_connections=len(users))
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-        # Warm up: open the client connections and the server's pool (not timed, but
-        # printed: it is the floor the machine and this client set for any request).
+    parts = urlsplit(base)
+    assert parts.hostname is not None and parts.port is not None
+    clients = [RawHTTP(parts.hostname, parts.port) for _ in tokens]
+    await asyncio.gather(*(c.open() for c in clients))
+    try:
+        # Warm up: open the server's pool (not timed, but printed: it is the floor the
+        # machine sets for any request at this concurrency).
+        viewer = orjson.dumps({"query": "{ viewer { id } }"})
         started = time.perf_counter()
-        await asyncio.gather(
-            *(http.post("/graphql", json={"query": "{ viewer { id } }"}) for _ in tokens)
-        )
+        await asyncio.gather(*(c.post_json("/graphql", viewer) for c in clients))
         floor = time.perf_counter() - started
         print(f"  warm-up: {len(tokens)} anonymous queries at once in {floor * 1000:.0f} ms")
+        body = orjson.dumps({"query": RESERVE, "variables": {"tier": str(tier_id)}})
 
-        def call(token: str) -> Callable[[], Awaitable[str]]:
+        def call(client: RawHTTP, token: str) -> Callable[[], Awaitable[str]]:
             async def run() -> str:
-                response = await http.post(
-                    "/graphql",
-                    json={"query": RESERVE, "variables": {"tier": str(tier_id)}},
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                if response.status_code >= 500:
+                status, raw = await client.post_json("/graphql", body, token)
+                if status >= 500:
                     return "5xx"
-                body = response.json()
-                if body.get("errors"):
+                payload = orjson.loads(raw)
+                if payload.get("errors"):
                     return "error"
-                result = body["data"]["reserveTickets"]
-                return "held" if result["__typename"] == "HoldPayload" else result["code"]
+                result = payload["data"]["reserveTickets"]
+                return "held" if result["__typename"] == "HoldPayload" else str(result["code"])
 
             return run
 
-        answers, latencies, wall = await timed([call(t) for t in tokens])
+        answers, latencies, wall = await timed(
+            [call(c, t) for c, t in zip(clients, tokens, strict=True)]
+        )
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
     return tally("API", answers, latencies, wall)
 
 
