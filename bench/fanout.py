@@ -415,6 +415,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, action="append", help="subscribers (repeatable)")
     parser.add_argument("--unshared", action="store_true", help="one execution per subscriber")
     parser.add_argument(
+        "--baseline",
+        type=int,
+        default=2000,
+        help="also run N subscribers unshared and compare (0: skip; default 2000)",
+    )
+    parser.add_argument(
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL"),
         help="PostgreSQL admin URL (default: an embedded server)",
@@ -430,15 +436,33 @@ def main() -> None:
         )
         print(f"fan-out, {'unshared' if args.unshared else 'shared'} executions, {CHANGES} changes")
         print(header)
+        results: dict[int, dict[str, float]] = {}
         for size in sizes:
-            r = asyncio.run(run(admin_url, size, args.unshared))
+            results[size] = r = asyncio.run(run(admin_url, size, args.unshared))
+            print(_row(size, r), flush=True)
+        if args.baseline and not args.unshared:
+            size = args.baseline
+            shared = results.get(size) or asyncio.run(run(admin_url, size, False))
+            unshared = asyncio.run(run(admin_url, size, True))
+            print(f"baseline: {size} subscribers, one execution per subscriber")
+            print(header)
+            print(_row(size, unshared), flush=True)
             print(
-                f"{size:>11} {r['last_p50_ms']:>10.1f}ms {r['last_p99_ms']:>10.1f}ms "
-                f"{r['all_p50_ms']:>7.1f}ms {r['all_p99_ms']:>7.1f}ms "
-                f"{r['cpu_ms_per_change']:>9.1f}ms {r['cpu_us_per_delivery']:>9.1f}us "
-                f"{r['rss_kib_per_subscriber']:>6.1f}KiB {r['lost']:>5}",
-                flush=True,
+                f"shared vs baseline at {size}: p99 to last "
+                f"{shared['last_p99_ms']:.0f} ms vs {unshared['last_p99_ms']:.0f} ms "
+                f"({unshared['last_p99_ms'] / shared['last_p99_ms']:.1f}x faster), CPU per "
+                f"delivery {shared['cpu_us_per_delivery']:.0f} us vs "
+                f"{unshared['cpu_us_per_delivery']:.0f} us"
             )
+
+
+def _row(size: int, r: dict[str, float]) -> str:
+    return (
+        f"{size:>11} {r['last_p50_ms']:>10.1f}ms {r['last_p99_ms']:>10.1f}ms "
+        f"{r['all_p50_ms']:>7.1f}ms {r['all_p99_ms']:>7.1f}ms "
+        f"{r['cpu_ms_per_change']:>9.1f}ms {r['cpu_us_per_delivery']:>9.1f}us "
+        f"{r['rss_kib_per_subscriber']:>6.1f}KiB {r['lost']:>5}"
+    )
 
 
 if __name__ == "__main__":
