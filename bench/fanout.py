@@ -353,7 +353,8 @@ async def run(admin_url: str, subscribers: int, unshared: bool) -> dict[str, flo
             async with conn.transaction():
                 row = await conn.fetchrow(
                     """UPDATE ticketing.ticket_tiers SET reserved_quantity = $2 WHERE id = $1
-                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity,
+                                 version""",
                     tier["id"],
                     change,
                 )

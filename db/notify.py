@@ -28,8 +28,9 @@ async def publish(conn: asyncpg.Connection, channel: str, **payload: Any) -> Non
 async def announce_tier(conn: asyncpg.Connection, tier: Any) -> None:
     """Announce a tier's counters after they changed (one shape for every writer).
 
-    `tier` is a row (or mapping) with id, event_id, quantity, reserved_quantity and
-    issued_quantity, as returned by the UPDATE that changed it.
+    `tier` is a row (or mapping) with id, event_id, quantity, reserved_quantity,
+    issued_quantity and version, as returned by the UPDATE that changed it; the version
+    lets subscribers skip a notification older than the state they already hold.
     """
     await publish(
         conn,
@@ -39,4 +40,5 @@ async def announce_tier(conn: asyncpg.Connection, tier: Any) -> None:
         quantity=tier["quantity"],
         reserved=tier["reserved_quantity"],
         issued=tier["issued_quantity"],
+        version=tier["version"],
     )

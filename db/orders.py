@@ -449,7 +449,7 @@ async def _complete_locked(
                   SET reserved_quantity = reserved_quantity - $2,
                       issued_quantity = issued_quantity + $3, updated_at = $5
                 WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $4
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
             tier_id,
             held[tier_id],
             item["quantity"],
@@ -604,7 +604,7 @@ async def _release_holds(
             """UPDATE ticketing.ticket_tiers
                   SET reserved_quantity = reserved_quantity - $2, updated_at = $3
                 WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
             tier_id,
             per_tier[tier_id],
             now,
@@ -883,7 +883,7 @@ async def _refund_tickets_locked(
             """UPDATE ticketing.ticket_tiers
                   SET issued_quantity = issued_quantity - $2, updated_at = $3
                 WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
             tier_id,
             per_tier[tier_id],
             now,

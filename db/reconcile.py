@@ -94,7 +94,7 @@ async def _set_counts(conn: asyncpg.Connection, row: asyncpg.Record, now: dateti
             """UPDATE ticketing.ticket_tiers
                   SET reserved_quantity = $2, issued_quantity = $3, updated_at = $4
                 WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
             row["id"],
             row["held"],
             row["issued"],

@@ -83,6 +83,7 @@ TIER_FIELDS = (
     "sort_order",
     "created_at",
     "updated_at",
+    "version",
 )
 TIER_COLUMNS = ", ".join(TIER_FIELDS)
 T_COLUMNS = ", ".join(f"t.{name}" for name in TIER_FIELDS)
@@ -130,6 +131,7 @@ class TierRecord:
     sort_order: int
     created_at: datetime
     updated_at: datetime
+    version: int  # bumped by every update; increases in commit order
 
     @property
     def available(self) -> int:

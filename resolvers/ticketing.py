@@ -170,11 +170,17 @@ async def event_tiers(info: Info, event_id: strawberry.ID) -> list[TicketTier]:
     return [TicketTier.from_record(r) for r in records if manages or r.status != "hidden"]
 
 
-async def _snapshot(info: Info, event_id: uuid.UUID, manages: bool) -> dict[str, TierAvailability]:
-    # A direct read, never the DataLoader: a subscription's loaders live as long as the
-    # WebSocket and would serve stale counters.
+async def _snapshot(
+    info: Info, event_id: uuid.UUID, manages: bool
+) -> tuple[dict[str, TierAvailability], dict[str, int]]:
+    """The tiers' availability and versions, read directly.
+
+    Never through the DataLoader: a subscription's loaders live as long as the WebSocket
+    and would serve stale counters.
+    """
     (records,) = await db.ticketing.tiers_for_events(info.context.db, [event_id])
-    return {str(r.id): availability_of(r) for r in records if manages or r.status != "hidden"}
+    shown = [r for r in records if manages or r.status != "hidden"]
+    return {str(r.id): availability_of(r) for r in shown}, {str(r.id): r.version for r in shown}
 
 
 async def tier_availability(
@@ -184,7 +190,9 @@ async def tier_availability(
 
     Subscribes before reading the snapshot, so a change committed in between is applied
     on top of it rather than lost. Change messages carry absolute counters (the UPDATE's
-    RETURNING), so applying one is idempotent.
+    RETURNING) and the tier's version, so applying one is idempotent, and one older than
+    what the snapshot already shows (committed before the read, delivered after it) is
+    skipped instead of briefly rolling the counters back.
     """
     parsed = parse_id(event_id)
     if parsed is None:
@@ -205,12 +213,12 @@ async def tier_availability(
         )
 
     async with info.context.services.hub.subscribe(f"tier:{parsed}") as messages:
-        state = await _snapshot(info, parsed, manages)
+        state, versions = await _snapshot(info, parsed, manages)
         yield emit(state, AvailabilityReason.SNAPSHOT)
         async for message in messages:
             op = message.get("op")
             if op == "resync":
-                state = await _snapshot(info, parsed, manages)
+                state, versions = await _snapshot(info, parsed, manages)
                 yield emit(state, AvailabilityReason.RESYNC)
                 continue
             if op != "tier":
@@ -218,10 +226,13 @@ async def tier_availability(
             tier_id = str(message.get("tier_id"))
             if tier_id not in state:
                 # A tier created (or un-hidden) since the snapshot: read it in full.
-                state = await _snapshot(info, parsed, manages)
+                state, versions = await _snapshot(info, parsed, manages)
                 if tier_id not in state:
                     continue  # a hidden tier this viewer does not see
+            elif int(message["version"]) <= versions[tier_id]:
+                continue  # already reflected in what this subscriber was sent
             else:
+                versions[tier_id] = int(message["version"])
                 quantity, reserved, issued = (
                     int(message["quantity"]),
                     int(message["reserved"]),

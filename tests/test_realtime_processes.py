@@ -108,7 +108,8 @@ async def test_change_through_one_process_reaches_a_subscriber_of_the_other_and_
             async with transaction(database) as conn:
                 row = await conn.fetchrow(
                     """UPDATE ticketing.ticket_tiers SET reserved_quantity = 7 WHERE id = $1
-                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity""",
+                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity,
+                                 version""",
                     tier["tierId"],
                 )
                 await announce_tier(conn, row)

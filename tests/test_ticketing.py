@@ -457,3 +457,35 @@ async def test_subscription_ignores_rolled_back_changes(
     await reserve(database, clock, buyer, tier.id, 1)
     change = (await client.next_payload(op))["data"]["tierAvailability"]
     assert change["tiers"][0]["reserved"] == 1
+
+
+async def test_a_change_older_than_the_snapshot_is_not_replayed(
+    server: Any, ws: Callable[..., Any], database: Database, clock: FrozenClock
+) -> None:
+    """A notification committed before the snapshot but delivered after it is skipped."""
+    event, tier = await seed_tier(database, clock.now(), quantity=5)
+    buyer = await new_buyer(database)
+    await reserve(database, clock, buyer, tier.id, 2)
+    client = await ws()
+    op = await client.subscribe(AVAILABILITY, {"id": str(event.id)})
+    snapshot = (await client.next_payload(op))["data"]["tierAvailability"]
+    assert snapshot["tiers"][0]["reserved"] == 2
+    async with transaction(database) as conn:
+        current = await conn.fetchrow(
+            "SELECT version FROM ticketing.ticket_tiers WHERE id = $1", tier.id
+        )
+        assert current is not None
+        # What the reservation's own notification looked like, arriving late.
+        stale = {
+            "id": tier.id,
+            "event_id": event.id,
+            "quantity": 5,
+            "reserved_quantity": 0,
+            "issued_quantity": 0,
+            "version": current["version"] - 1,
+        }
+        await db.notify.announce_tier(conn, stale)
+    await client.expect_nothing(0.4)
+    await reserve(database, clock, await new_buyer(database), tier.id, 1)
+    change = (await client.next_payload(op))["data"]["tierAvailability"]
+    assert change["tiers"][0]["reserved"] == 3
