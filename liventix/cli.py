@@ -86,6 +86,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=workers,
         log_level=settings.log_level,
         ws="websockets-sansio",
+        # A WebSocket message is held to the same size limit as an HTTP request body.
+        ws_max_size=settings.max_body_bytes,
         proxy_headers=True,
     )
     return 0

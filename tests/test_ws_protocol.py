@@ -217,3 +217,14 @@ async def test_complete_stops_the_operation(ws: WS, app_server_websockets: Any) 
 async def test_plain_websocket_clients_get_the_protocol(server: ServerThread) -> None:
     async with connect(server.ws_url, subprotocols=[PROTOCOL]) as conn:  # type: ignore[list-item]
         assert conn.subprotocol == PROTOCOL
+
+
+async def test_an_oversized_message_closes_1009(ws: WS) -> None:
+    """A WebSocket message is held to the HTTP body limit (64 KiB in tests)."""
+    client = await ws()
+    query = "subscription { clock(count: 1) }" + " " * 70_000
+    assert client.conn is not None
+    await client.send({"id": "big", "type": "subscribe", "payload": {"query": query}})
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.receive()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
