@@ -9,6 +9,7 @@ from datetime import datetime
 from databases import Database
 
 from db.core import connection, transaction
+from db.notify import publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,18 @@ async def get_profiles(database: Database, ids: list[uuid.UUID]) -> list[Profile
 
 
 async def update_display_name(database: Database, user_id: uuid.UUID, name: str) -> Profile:
+    """Rename a user; announced on the feeds they posted in, whose pages show the name."""
     async with transaction(database) as conn:
         row = await conn.fetchrow(
             f"UPDATE users.profiles SET display_name = $2 WHERE id = $1 RETURNING {_COLUMNS}",
             user_id,
             name,
         )
+        events = await conn.fetch(
+            "SELECT DISTINCT event_id FROM feed.posts WHERE author_id = $1 AND deleted_at IS NULL",
+            user_id,
+        )
+        for event in events:
+            await publish(conn, f"feed:{event['event_id']}", op="author", user_id=str(user_id))
     assert row is not None
     return Profile(**dict(row))

@@ -7,9 +7,8 @@ process heard of: every cached page belongs to the events it read, each such eve
 (a post created or deleted, or a resync after a listener gap) drops that event's pages.
 A page computed while such a message arrived is not stored (generation check), so a
 response that read the database before a commit can never outlive the commit's
-announcement. Event edits are announced on the event's feed channel too; the one
-change the feed channels do not announce (an author's new display name) is bounded by a
-one-second time-to-live.
+announcement. Event edits and authors' renames are announced on the feed channels
+too; a one-second time-to-live bounds anything else a page shows.
 
 Everything else (signed-in viewers, mutations, other fields, GET) passes through.
 """

@@ -125,3 +125,25 @@ async def test_an_event_edit_invalidates_its_cached_pages(
     data = await client(rename, {"id": str(scene.event_id)}, token=scene.organizer)
     assert data["updateEvent"]["__typename"] == "EventPayload"
     assert await titles() == {"Renamed"}
+
+
+async def test_an_authors_rename_invalidates_the_pages_showing_them(
+    client: GraphQLClient, scene: Scene
+) -> None:
+    variables = {"eventId": str(scene.event_id), "text": "hello", "media": None}
+    await client(CREATE_POST, variables, token=scene.fan)
+    query = {"eventId": str(scene.event_id), "first": 10}
+
+    async def authors() -> set[str]:
+        data = await client(EVENT_FEED, query)
+        return {edge["node"]["author"]["displayName"] for edge in data["eventFeed"]["edges"]}
+
+    assert await authors() == {"Fan"}
+    assert await authors() == {"Fan"}  # now served from the cache
+    rename = 'mutation { updateDisplayName(displayName: "Fan Renamed") { displayName } }'
+    await client(rename, token=scene.fan)
+    for _ in range(25):  # the announcement comes back through PostgreSQL (TTL is 1 s)
+        if await authors() == {"Fan Renamed"}:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cached page kept the old name")
