@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+import db.users
 from liventix.auth import Role
 from liventix.settings import Settings
 from tests.support import GraphQLClient, bad_tokens
@@ -51,3 +55,24 @@ async def test_oversized_body_is_413(client: GraphQLClient) -> None:
     response = await client.post("{ viewer { id } }", {"pad": "x" * 100_000})
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
+    client: GraphQLClient,
+    token: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("connection string postgres://secret@db")
+
+    monkeypatch.setattr(db.users, "ensure_profile", broken)
+    with caplog.at_level(logging.ERROR, logger="liventix.graphql"):
+        response = await client.post(VIEWER, token=token(Role.USER))
+    error = response.json()["errors"][0]
+    request_id = response.headers["x-request-id"]
+    assert error["message"] == "Unexpected error"
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if request_id in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the stack trace stays server-side
