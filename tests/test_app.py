@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
 import db.users
 from liventix.auth import Role
@@ -49,6 +51,22 @@ async def test_too_many_aliases_and_depth_are_refused(client: GraphQLClient) -> 
     aliases = " ".join(f"a{i}: viewer {{ id }}" for i in range(40))
     response = await client.post("{ " + aliases + " }")
     assert "aliases" in response.json()["errors"][0]["message"]
+    tokens = "{ viewer { " + "id " * 3000 + "} }"
+    response = await client.post(tokens)
+    assert "token" in response.json()["errors"][0]["message"].lower()
+
+
+async def test_queries_deeper_than_the_limit_are_refused(
+    make_app: Callable[..., Starlette],
+) -> None:
+    # The schema has no cycles, so its deepest real query is shallow; lower the limit.
+    app = make_app(max_query_depth=4)
+    deep = "{ myOrders { edges { node { tickets { event { tiers { name } } } } } } }"
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await GraphQLClient(http).post(deep)
+    assert "exceeds maximum operation depth" in response.json()["errors"][0]["message"]
 
 
 async def test_oversized_body_is_413(client: GraphQLClient) -> None:
