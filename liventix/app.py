@@ -28,6 +28,7 @@ from liventix.database_url import resolve_database_url
 from liventix.graphql_view import GraphQLView
 from liventix.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestIdMiddleware
 from liventix.realtime import Hub
+from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.settings import Settings, load_settings
 from liventix.ws import GraphQLTransportWS
 from schema import build_schema
@@ -57,6 +58,7 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         stack.push_async_callback(services.payments.aclose)
         if settings.jobs_enabled:
             await stack.enter_async_context(jobs.running(services))
+        tune_for_many_connections()  # avoids second-long GC pauses at 10k subscribers
         yield services
 
 

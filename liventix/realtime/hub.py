@@ -35,7 +35,6 @@ from broadcaster._backends.base import BroadcastBackend
 
 from liventix.realtime import metrics
 from liventix.realtime.backend import GAP_CHANNEL, ReliablePostgresBackend
-from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
 
 log = logging.getLogger("liventix.realtime")
@@ -144,7 +143,6 @@ class Hub:
         return getattr(self._backend, "server_pid", None)
 
     async def start(self) -> None:
-        tune_for_many_connections()  # see gc_tuning: avoids 1 s pauses at 10k subscribers
         self._stopping = False
         await self._backend.connect()
         self._start_pump()
