@@ -1,51 +1,41 @@
-"""Orders, tickets, refunds and check-in: the money side of the revenue path.
+"""Checkout, order completion and payment events: the money side of the revenue path.
 
-Every public function is one business operation in one transaction, opened here. The
-order row is the arbiter: each write locks it (``SELECT ... FOR UPDATE``) before it
-looks at its status, and statuses only move forward::
-
-    pending ──► paid ──► partially_refunded ──► refunded
-      │  ▲         └──────────────────────────────▲
-      ▼  │ (a failed payment may still succeed)   │ (refunded before success)
-    failed / canceled ──────────────────────────────┘
-
-so a webhook delivered twice, concurrently or out of order finds the order already
-moved and changes nothing. Tiers are locked in primary-key order whenever several are
-touched, so two completions or refunds never deadlock. Calls to the payment gateway
-never happen here: functions return what must be settled after commit (see
-`liventix.payments`).
+Every public function is one business operation in one transaction, opened here; the
+order row is locked before its status is read and statuses only move forward (see
+`db.order_records`). Calls to the payment gateway never happen here: functions return
+what must be settled after commit (see `liventix.payments`). Refund rows are written by
+`db.refunds`, inside the transaction of the completion or payment event that owes them.
 
 Error codes raised (as `OrderError`): CONFLICT, HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS,
-MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND, NOT_REFUNDABLE, TICKET_NOT_FOUND,
-TOKEN_NOT_FOUND, NOT_ALLOWED, INVALID_CURSOR, EVENT_NOT_FOUND.
+MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import secrets
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
 
 import asyncpg
 from databases import Database
 
-from db.core import connection, transaction
-from db.errors import DomainError
+from db.core import transaction
 from db.notify import announce_tier, publish
+from db.order_records import (
+    FINAL_STATUSES,
+    ORDER_COLUMNS,
+    REOPENABLE_STATUSES,
+    TICKET_SELECT,
+    OrderError,
+    OrderRecord,
+    TicketRecord,
+)
+from db.refunds import RefundRecord, insert_refund, refund_tickets_locked
 
-FINAL_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
-REOPENABLE_STATUSES = frozenset({"pending", "failed", "canceled", "expired"})
 LATE_REFUND_REASON = "sold_out_after_hold_expired"
-
-
-class OrderError(DomainError):
-    """An expected failure of an order operation; `code` is one of the module's codes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,82 +64,6 @@ def validate_contact(contact: Contact) -> Contact:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
-    id: uuid.UUID
-    event_id: uuid.UUID
-    user_id: uuid.UUID
-    status: str
-    stripe_payment_intent_id: str | None
-    contact_email: str | None
-    contact_name: str | None
-    contact_phone: str | None
-    total_cents: int
-    refunded_cents: int
-    currency: str
-    failure_reason: str | None
-    refund_reason: str | None
-    created_at: datetime
-    paid_at: datetime | None
-    anonymized_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> OrderRecord:
-        return cls(**{name: row[name] for name in _ORDER_FIELDS})
-
-
-_ORDER_FIELDS = tuple(OrderRecord.__dataclass_fields__)
-ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
-_O_COLUMNS = ", ".join(f"o.{name}" for name in _ORDER_FIELDS)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderItemRecord:
-    order_id: uuid.UUID
-    tier_id: uuid.UUID
-    tier_name: str
-    quantity: int
-    unit_price_cents: int
-
-
-@dataclass(frozen=True, slots=True)
-class TicketRecord:
-    id: uuid.UUID
-    order_id: uuid.UUID
-    event_id: uuid.UUID
-    tier_id: uuid.UUID
-    owner_user_id: uuid.UUID
-    status: str
-    sequence_number: int
-    checked_in_at: datetime | None
-    created_at: datetime
-    token: str
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> TicketRecord:
-        return cls(**{name: row[name] for name in _TICKET_FIELDS})
-
-
-_TICKET_FIELDS = tuple(TicketRecord.__dataclass_fields__)
-_TICKET_SELECT = """SELECT t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_id, t.status,
-                           t.sequence_number, t.checked_in_at, t.created_at, k.token
-                      FROM ticketing.tickets t
-                      JOIN ticketing.ticket_tokens k ON k.ticket_id = t.id"""
-
-
-@dataclass(frozen=True, slots=True)
-class RefundRecord:
-    """A refund owed to the buyer; `stripe_refund_id` is None until the gateway confirms."""
-
-    id: uuid.UUID
-    order_id: uuid.UUID
-    amount_cents: int
-    idempotency_key: str
-    payment_intent_id: str | None
-    stripe_refund_id: str | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Checkout:
     """A checked-out order; `reused` when the same holds were already checked out."""
 
@@ -168,14 +82,6 @@ class Completion:
 
     order: OrderRecord
     tickets: list[TicketRecord]
-    changed: bool
-    refund: RefundRecord | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefundOutcome:
-    order: OrderRecord
-    refunded_ticket_ids: list[uuid.UUID]
     changed: bool
     refund: RefundRecord | None = None
 
@@ -572,7 +478,7 @@ async def _refund_unfulfillable(
     refunded = OrderRecord.from_row(row)
     refund = None
     if refunded.total_cents > 0:
-        refund = await _insert_refund(
+        refund = await insert_refund(
             conn,
             refunded,
             amount=refunded.total_cents,
@@ -620,41 +526,9 @@ async def _release_holds(
         )
 
 
-async def _insert_refund(
-    conn: asyncpg.Connection,
-    order: OrderRecord,
-    *,
-    amount: int,
-    ticket_ids: list[uuid.UUID],
-    reason: str,
-    key: str,
-    requested_by: uuid.UUID | None,
-    now: datetime,
-    stripe_refund_id: str | None = None,
-) -> RefundRecord:
-    row = await conn.fetchrow(
-        """INSERT INTO ticketing.refunds
-               (order_id, amount_cents, ticket_ids, reason, idempotency_key, requested_by,
-                stripe_refund_id, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (idempotency_key) DO UPDATE SET reason = ticketing.refunds.reason
-           RETURNING id, order_id, amount_cents, idempotency_key, stripe_refund_id, reason""",
-        order.id,
-        amount,
-        ticket_ids,
-        reason,
-        key,
-        requested_by,
-        stripe_refund_id,
-        now,
-    )
-    assert row is not None
-    return RefundRecord(payment_intent_id=order.stripe_payment_intent_id, **dict(row))
-
-
 async def _tickets_of(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[TicketRecord]:
     rows = await conn.fetch(
-        f"{_TICKET_SELECT} WHERE t.order_id = $1 ORDER BY t.tier_id, t.sequence_number",
+        f"{TICKET_SELECT} WHERE t.order_id = $1 ORDER BY t.tier_id, t.sequence_number",
         order_id,
     )
     return [TicketRecord.from_row(r) for r in rows]
@@ -793,7 +667,7 @@ async def _external_refund_locked(
         )
         assert updated is not None
         return EventOutcome(False, "refunded", OrderRecord.from_row(updated))
-    outcome = await _refund_tickets_locked(
+    outcome = await refund_tickets_locked(
         conn,
         order,
         ticket_ids=None,
@@ -803,390 +677,6 @@ async def _external_refund_locked(
         stripe_refund_id=event.refund_id or f"external:{event.id}",
     )
     return EventOutcome(False, "refunded", outcome.order, None)
-
-
-# -------------------------------------------------------------------------- refunds
-
-
-async def refund_order(
-    database: Database,
-    *,
-    order_id: uuid.UUID,
-    actor_id: uuid.UUID,
-    actor_is_admin: bool,
-    ticket_ids: list[uuid.UUID] | None,
-    reason: str,
-    now: datetime,
-) -> RefundOutcome:
-    """Refund a whole order (`ticket_ids` None) or some of its tickets.
-
-    Only the event's organizer or an admin may; anyone else gets ORDER_NOT_FOUND (the
-    order's existence is not theirs to learn). Tickets already refunded are skipped, so
-    repeating a refund changes nothing and returns `changed=False`. The returned refund
-    row must then be settled with the gateway under its idempotency key.
-    """
-    async with transaction(database) as conn:
-        row = await conn.fetchrow(
-            f"""SELECT {_O_COLUMNS}, e.organizer_id FROM ticketing.orders o
-                  JOIN events.events e ON e.id = o.event_id
-                 WHERE o.id = $1 FOR UPDATE OF o""",
-            order_id,
-        )
-        if row is None or not (actor_is_admin or row["organizer_id"] == actor_id):
-            raise OrderError("Order not found", code="ORDER_NOT_FOUND", field="orderId")
-        order = OrderRecord.from_row(row)
-        if order.status not in FINAL_STATUSES:
-            raise OrderError(
-                f"A {order.status} order cannot be refunded", code="NOT_REFUNDABLE", field="orderId"
-            )
-        return await _refund_tickets_locked(
-            conn,
-            order,
-            ticket_ids=ticket_ids,
-            reason=reason,
-            requested_by=actor_id,
-            now=now,
-        )
-
-
-async def _refund_tickets_locked(
-    conn: asyncpg.Connection,
-    order: OrderRecord,
-    *,
-    ticket_ids: list[uuid.UUID] | None,
-    reason: str,
-    requested_by: uuid.UUID | None,
-    now: datetime,
-    stripe_refund_id: str | None = None,
-) -> RefundOutcome:
-    tickets = await conn.fetch(
-        """SELECT t.id, t.tier_id, t.status, i.unit_price_cents
-             FROM ticketing.tickets t
-             JOIN ticketing.order_items i ON i.order_id = t.order_id AND i.tier_id = t.tier_id
-            WHERE t.order_id = $1 ORDER BY t.id FOR UPDATE OF t""",
-        order.id,
-    )
-    chosen = tickets
-    if ticket_ids is not None:
-        known = {t["id"] for t in tickets}
-        if not ticket_ids or any(tid not in known for tid in ticket_ids):
-            raise OrderError("Ticket not found", code="TICKET_NOT_FOUND", field="ticketIds")
-        chosen = [t for t in tickets if t["id"] in set(ticket_ids)]
-    targets = [t for t in chosen if t["status"] == "issued"]
-    if not targets:
-        return RefundOutcome(order=order, refunded_ticket_ids=[], changed=False)
-    per_tier: dict[uuid.UUID, int] = defaultdict(int)
-    for ticket in targets:
-        per_tier[ticket["tier_id"]] += 1
-    for tier_id in sorted(per_tier):  # primary-key order: no deadlock with other writers
-        tier = await conn.fetchrow(
-            """UPDATE ticketing.ticket_tiers
-                  SET issued_quantity = issued_quantity - $2, updated_at = $3
-                WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
-            tier_id,
-            per_tier[tier_id],
-            now,
-        )
-        await announce_tier(conn, tier)
-    target_ids = [t["id"] for t in targets]
-    await conn.execute(
-        """UPDATE ticketing.tickets SET status = 'refunded', updated_at = $2
-            WHERE id = ANY($1::uuid[])""",
-        target_ids,
-        now,
-    )
-    amount = sum(t["unit_price_cents"] for t in targets)
-    still_issued = sum(1 for t in tickets if t["status"] == "issued") - len(targets)
-    row = await conn.fetchrow(
-        f"""UPDATE ticketing.orders
-               SET refunded_cents = least(total_cents, refunded_cents + $2),
-                   status = $3, refund_reason = $4, updated_at = $5
-             WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
-        order.id,
-        amount,
-        "refunded" if still_issued == 0 else "partially_refunded",
-        reason[:500],
-        now,
-    )
-    assert row is not None
-    updated = OrderRecord.from_row(row)
-    refund = None
-    if amount > 0:
-        digest = hashlib.sha256(",".join(sorted(map(str, target_ids))).encode()).hexdigest()
-        refund = await _insert_refund(
-            conn,
-            updated,
-            amount=amount,
-            ticket_ids=target_ids,
-            reason=reason[:500],
-            key=f"order-{order.id}-refund-{digest[:32]}",
-            requested_by=requested_by,
-            now=now,
-            stripe_refund_id=stripe_refund_id,
-        )
-    await publish(
-        conn,
-        f"user:{order.user_id}",
-        op="order_refunded",
-        order_id=str(order.id),
-        tickets=len(targets),
-    )
-    return RefundOutcome(order=updated, refunded_ticket_ids=target_ids, changed=True, refund=refund)
-
-
-async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gateway_id: str) -> None:
-    """Remember the gateway's id for a settled refund (after the gateway call)."""
-    async with transaction(database) as conn:
-        await conn.execute(
-            """UPDATE ticketing.refunds SET stripe_refund_id = $2
-                WHERE id = $1 AND stripe_refund_id IS NULL""",
-            refund_id,
-            gateway_id,
-        )
-
-
-async def unsettled_refunds(database: Database, limit: int = 100) -> list[RefundRecord]:
-    """Refunds recorded here whose gateway call has not been confirmed (to retry)."""
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            """SELECT r.id, r.order_id, r.amount_cents, r.idempotency_key, r.stripe_refund_id,
-                      r.reason, o.stripe_payment_intent_id AS payment_intent_id
-                 FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
-                WHERE r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL
-                ORDER BY r.created_at LIMIT $1""",
-            limit,
-        )
-    return [RefundRecord(**dict(r)) for r in rows]
-
-
-# ------------------------------------------------------------------------- check-in
-
-
-@dataclass(frozen=True, slots=True)
-class CheckIn:
-    """A scan's outcome; `refusal` is None when the holder was admitted now."""
-
-    ticket: TicketRecord
-    scan_count: int
-    refusal: str | None = None
-
-
-async def check_in(
-    database: Database,
-    *,
-    token: str,
-    actor_id: uuid.UUID,
-    actor_is_admin: bool,
-    now: datetime,
-) -> CheckIn:
-    """Scan a ticket's QR token at the door of its event.
-
-    The first scan admits and records the time; a later one is refused with
-    ALREADY_CHECKED_IN (the ticket says when); a refunded or void ticket is refused with
-    TICKET_REFUNDED / TICKET_VOID. Every scan by a permitted scanner is counted, refused
-    or not. Unknown tokens raise TOKEN_NOT_FOUND; scanners who are neither the event's
-    organizer nor an admin get NOT_ALLOWED, and nothing is written for either.
-    """
-    async with transaction(database) as conn:
-        row = await conn.fetchrow(
-            """SELECT e.organizer_id, t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_id,
-                      t.status, t.sequence_number, t.checked_in_at, t.created_at, k.token
-                 FROM ticketing.ticket_tokens k
-                 JOIN ticketing.tickets t ON t.id = k.ticket_id
-                 JOIN events.events e ON e.id = t.event_id
-                WHERE k.token = $1
-                  FOR UPDATE OF t, k""",
-            token,
-        )
-        if row is None:
-            raise OrderError("Unknown ticket", code="TOKEN_NOT_FOUND", field="token")
-        if not (actor_is_admin or row["organizer_id"] == actor_id):
-            raise OrderError("Only the event's organizer can check tickets in", code="NOT_ALLOWED")
-        scans: int = await conn.fetchval(
-            """UPDATE ticketing.ticket_tokens
-                  SET scan_count = scan_count + 1, last_scanned_at = $2
-                WHERE token = $1 RETURNING scan_count""",
-            token,
-            now,
-        )
-        ticket = TicketRecord.from_row(row)
-        if ticket.status != "issued":
-            refusal = "TICKET_REFUNDED" if ticket.status == "refunded" else "TICKET_VOID"
-            return CheckIn(ticket=ticket, scan_count=scans, refusal=refusal)
-        if ticket.checked_in_at is not None:
-            return CheckIn(ticket=ticket, scan_count=scans, refusal="ALREADY_CHECKED_IN")
-        updated = await conn.fetchrow(
-            """UPDATE ticketing.tickets SET checked_in_at = $2, checked_in_by = $3, updated_at = $2
-                WHERE id = $1 RETURNING checked_in_at""",
-            ticket.id,
-            now,
-            actor_id,
-        )
-        assert updated is not None
-    return CheckIn(ticket=replace(ticket, checked_in_at=updated["checked_in_at"]), scan_count=scans)
-
-
-# ---------------------------------------------------------------------------- reads
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    has_next_page: bool
-    end_cursor: str | None
-
-
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raise `OrderError(INVALID_CURSOR)` for anything not made by `encode_cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, row_id = raw.partition("|")
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, uuid.UUID(row_id)
-    except ValueError:
-        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after") from None
-
-
-def _page(items: list[T], first: int, key: Any) -> Page[T]:
-    has_next = len(items) > first
-    items = items[:first]
-    end = encode_cursor(*key(items[-1])) if items else None
-    return Page(items=items, has_next_page=has_next, end_cursor=end)
-
-
-async def get_orders(database: Database, ids: list[uuid.UUID]) -> list[OrderRecord | None]:
-    """Orders in the order of `ids` (a DataLoader batch); visibility is the caller's."""
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = ANY($1::uuid[])", ids
-        )
-    by_id = {row["id"]: OrderRecord.from_row(row) for row in rows}
-    return [by_id.get(i) for i in ids]
-
-
-async def get_order_items(
-    database: Database, order_ids: list[uuid.UUID]
-) -> list[list[OrderItemRecord]]:
-    """Each order's items with their tier's name (a DataLoader batch)."""
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            """SELECT i.order_id, i.tier_id, t.name AS tier_name, i.quantity, i.unit_price_cents
-                 FROM ticketing.order_items i
-                 JOIN ticketing.ticket_tiers t ON t.id = i.tier_id
-                WHERE i.order_id = ANY($1::uuid[]) ORDER BY t.sort_order, t.id""",
-            order_ids,
-        )
-    grouped: dict[uuid.UUID, list[OrderItemRecord]] = defaultdict(list)
-    for row in rows:
-        grouped[row["order_id"]].append(OrderItemRecord(**dict(row)))
-    return [grouped.get(i, []) for i in order_ids]
-
-
-async def get_order_tickets(
-    database: Database, order_ids: list[uuid.UUID]
-) -> list[list[TicketRecord]]:
-    """Each order's tickets (a DataLoader batch)."""
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            f"""{_TICKET_SELECT} WHERE t.order_id = ANY($1::uuid[])
-                ORDER BY t.tier_id, t.sequence_number""",
-            order_ids,
-        )
-    grouped: dict[uuid.UUID, list[TicketRecord]] = defaultdict(list)
-    for row in rows:
-        grouped[row["order_id"]].append(TicketRecord.from_row(row))
-    return [grouped.get(i, []) for i in order_ids]
-
-
-async def list_user_orders(
-    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
-) -> Page[OrderRecord]:
-    """The user's own orders, newest first (keyset on created_at, id)."""
-    since = decode_cursor(after) if after else None
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
-                 WHERE user_id = $1
-                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-                 ORDER BY created_at DESC, id DESC LIMIT $4""",
-            user_id,
-            since[0] if since else None,
-            since[1] if since else None,
-            first + 1,
-        )
-    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
-
-
-async def list_event_orders(
-    database: Database,
-    *,
-    event_id: uuid.UUID,
-    actor_id: uuid.UUID,
-    actor_is_admin: bool,
-    first: int,
-    after: str | None,
-    status: str | None,
-) -> Page[OrderRecord]:
-    """An event's orders for its organizer (or an admin), newest first.
-
-    Anyone else gets EVENT_NOT_FOUND: another organizer's sales are not theirs to see.
-    """
-    since = decode_cursor(after) if after else None
-    async with connection(database) as conn:
-        organizer = await conn.fetchval(
-            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
-        )
-        if organizer is None or not (actor_is_admin or organizer == actor_id):
-            raise OrderError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
-        rows = await conn.fetch(
-            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
-                 WHERE event_id = $1 AND ($2::text IS NULL OR status = $2)
-                   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
-                 ORDER BY created_at DESC, id DESC LIMIT $5""",
-            event_id,
-            status,
-            since[0] if since else None,
-            since[1] if since else None,
-            first + 1,
-        )
-    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
-
-
-async def list_user_tickets(
-    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
-) -> Page[TicketRecord]:
-    """The tickets the user owns, newest first."""
-    since = decode_cursor(after) if after else None
-    async with connection(database) as conn:
-        rows = await conn.fetch(
-            f"""{_TICKET_SELECT}
-                 WHERE t.owner_user_id = $1
-                   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
-                 ORDER BY t.created_at DESC, t.id DESC LIMIT $4""",
-            user_id,
-            since[0] if since else None,
-            since[1] if since else None,
-            first + 1,
-        )
-    return _page([TicketRecord.from_row(r) for r in rows], first, lambda t: (t.created_at, t.id))
-
-
-async def event_organizer(database: Database, event_id: uuid.UUID) -> uuid.UUID | None:
-    async with connection(database) as conn:
-        organizer: uuid.UUID | None = await conn.fetchval(
-            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
-        )
-    return organizer
 
 
 # -------------------------------------------------------------------------- privacy

@@ -25,6 +25,7 @@ from databases import Database
 
 import db.jobs
 import db.orders
+import db.refunds
 from db.core import connection, transaction
 from db.notify import announce_tier
 
@@ -106,7 +107,7 @@ async def _set_counts(conn: asyncpg.Connection, row: asyncpg.Record, now: dateti
 async def reconcile(database: Database, *, now: datetime) -> dict[str, Any]:
     """Run every check once; the report lists each repair (and any refund to settle)."""
     completed: list[str] = []
-    refunds: list[db.orders.RefundRecord] = []
+    refunds: list[db.refunds.RefundRecord] = []
     for order_id in await orders_without_tickets(database):
         done = await db.orders.complete_order(database, order_id, now=now)
         if done.changed:
@@ -115,7 +116,7 @@ async def reconcile(database: Database, *, now: datetime) -> dict[str, Any]:
             refunds.append(done.refund)
     drifted = await drifted_tiers(database)
     corrected = await correct_tiers(database, drifted, now=now) if drifted else []
-    unsettled = await db.orders.unsettled_refunds(database)
+    unsettled = await db.refunds.unsettled_refunds(database)
     pending = {r.id: r for r in [*refunds, *unsettled]}
     return {
         "completed_orders": completed,

@@ -32,7 +32,10 @@ from databases import Database
 
 import db.orders
 import db.reconcile
-from db.orders import Checkout, Contact, OrderError, RefundRecord
+import db.refunds
+from db.order_records import OrderError
+from db.orders import Checkout, Contact
+from db.refunds import RefundRecord
 from liventix.clock import Clock
 from liventix.settings import Settings
 
@@ -300,7 +303,7 @@ async def settle_refund(database: Database, gateway: PaymentGateway, refund: Ref
     except GatewayError:
         log.exception("refund %s not settled; reconciliation will retry", refund.id)
         return False
-    await db.orders.record_gateway_refund(database, refund.id, gateway_id)
+    await db.refunds.record_gateway_refund(database, refund.id, gateway_id)
     return True
 
 

@@ -25,7 +25,7 @@ import orjson
 
 import db.jobs
 import db.migrate
-import db.orders
+import db.order_queries
 import db.reconcile
 from db.core import create_database
 from liventix.database_url import resolve_database_url
@@ -128,7 +128,7 @@ async def trigger(
         database = create_database(database_url, min_size=1, max_size=1)
         await database.connect()
         try:
-            (order,) = await db.orders.get_orders(database, [order_id])
+            (order,) = await db.order_queries.get_orders(database, [order_id])
         finally:
             await database.disconnect()
     if order is None:

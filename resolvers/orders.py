@@ -13,8 +13,11 @@ from collections.abc import Sequence
 
 import strawberry
 
-import db.orders
+import db.checkin
+import db.order_queries
+import db.order_records
 import db.reconcile
+import db.refunds
 import db.users
 from db.orders import Contact
 from liventix import payments
@@ -98,7 +101,7 @@ async def checkout(
             hold_ids=holds,
             contact=Contact(email=contact.email, name=contact.name, phone=contact.phone),
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         return OrderError.from_domain(exc)
     order = result.checkout.order
     return CheckoutPayload(
@@ -128,7 +131,7 @@ async def refund_order(
     if len(reason) > 500:
         return OrderError.of(OrderErrorCode.INVALID_INPUT, "Reason is too long", "reason")
     try:
-        outcome = await db.orders.refund_order(
+        outcome = await db.refunds.refund_order(
             ctx.db,
             order_id=ids[0],
             actor_id=actor,
@@ -137,7 +140,7 @@ async def refund_order(
             reason=reason or "requested by the organizer",
             now=ctx.clock.now(),
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         return OrderError.from_domain(exc)
     if outcome.refund is not None and ctx.services.payments is not None:
         await payments.settle_refund(ctx.db, ctx.services.payments, outcome.refund)
@@ -156,14 +159,14 @@ async def check_in(info: Info, token: str) -> CheckInResult:
     if not 20 <= len(token) <= 200:
         return OrderError.of(OrderErrorCode.TOKEN_NOT_FOUND, "Unknown ticket", "token")
     try:
-        scan = await db.orders.check_in(
+        scan = await db.checkin.check_in(
             ctx.db,
             token=token,
             actor_id=actor,
             actor_is_admin=ctx.viewer.is_admin,
             now=ctx.clock.now(),
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         return OrderError.from_domain(exc)
     if scan.refusal is None:
         return CheckInPayload(ticket=Ticket.from_record(scan.ticket), scan_count=scan.scan_count)
@@ -183,10 +186,10 @@ async def check_in(info: Info, token: str) -> CheckInResult:
 async def my_orders(info: Info, first: int = 20, after: str | None = None) -> OrderConnection:
     user_id = _require_user(info)
     try:
-        page = await db.orders.list_user_orders(
+        page = await db.order_queries.list_user_orders(
             info.context.db, user_id, first=_first(first), after=after
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         raise ClientError(exc.message, "BAD_USER_INPUT") from None
     return OrderConnection.from_page(page)
 
@@ -194,10 +197,10 @@ async def my_orders(info: Info, first: int = 20, after: str | None = None) -> Or
 async def my_tickets(info: Info, first: int = 20, after: str | None = None) -> TicketConnection:
     user_id = _require_user(info)
     try:
-        page = await db.orders.list_user_tickets(
+        page = await db.order_queries.list_user_tickets(
             info.context.db, user_id, first=_first(first), after=after
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         raise ClientError(exc.message, "BAD_USER_INPUT") from None
     return TicketConnection.from_page(page)
 
@@ -209,12 +212,12 @@ async def order(info: Info, id: strawberry.ID) -> Order | None:
     ids = _ids([id], "id")
     if isinstance(ids, OrderError):
         return None
-    record = await info.context.loaders.get(db.orders.get_orders).load(ids[0])
+    record = await info.context.loaders.get(db.order_queries.get_orders).load(ids[0])
     if record is None:
         return None
     if record.user_id == user_id or viewer.is_admin:
         return Order.from_record(record)
-    organizer = await db.orders.event_organizer(info.context.db, record.event_id)
+    organizer = await db.order_queries.event_organizer(info.context.db, record.event_id)
     return Order.from_record(record) if organizer == user_id else None
 
 
@@ -238,7 +241,7 @@ async def event_orders(
             OrderErrorCode.INVALID_INPUT, f"first must be 1 to {MAX_PAGE}", "first"
         )
     try:
-        page = await db.orders.list_event_orders(
+        page = await db.order_queries.list_event_orders(
             ctx.db,
             event_id=ids[0],
             actor_id=actor,
@@ -247,7 +250,7 @@ async def event_orders(
             after=after,
             status=status.value if status else None,
         )
-    except db.orders.OrderError as exc:
+    except db.order_records.OrderError as exc:
         return OrderError.from_domain(exc)
     return OrderConnection.from_page(page)
 

@@ -18,7 +18,8 @@ from strawberry.relay import PageInfo
 from strawberry.scalars import JSON
 
 import db.events
-import db.orders
+import db.order_queries
+import db.order_records
 from db.errors import DomainError
 from liventix.context import Info
 from schema.errors import UserError
@@ -128,10 +129,10 @@ class Ticket:
     sequence_number: int = strawberry.field(description="1..n within its order and tier.")
     checked_in_at: datetime | None
     created_at: datetime
-    record: strawberry.Private[db.orders.TicketRecord]
+    record: strawberry.Private[db.order_records.TicketRecord]
 
     @classmethod
-    def from_record(cls, record: db.orders.TicketRecord) -> Ticket:
+    def from_record(cls, record: db.order_records.TicketRecord) -> Ticket:
         return cls(
             id=strawberry.ID(str(record.id)),
             order_id=strawberry.ID(str(record.order_id)),
@@ -168,10 +169,10 @@ class Order:
     paid_at: datetime | None
     failure_reason: str | None
     refund_reason: str | None
-    record: strawberry.Private[db.orders.OrderRecord]
+    record: strawberry.Private[db.order_records.OrderRecord]
 
     @classmethod
-    def from_record(cls, record: db.orders.OrderRecord) -> Order:
+    def from_record(cls, record: db.order_records.OrderRecord) -> Order:
         return cls(
             id=strawberry.ID(str(record.id)),
             status=OrderStatus(record.status),
@@ -205,8 +206,8 @@ class Order:
 
     @strawberry.field
     async def items(self, info: Info) -> list[OrderItem]:
-        records: list[db.orders.OrderItemRecord] = await info.context.loaders.get(
-            db.orders.get_order_items
+        records: list[db.order_records.OrderItemRecord] = await info.context.loaders.get(
+            db.order_queries.get_order_items
         ).load(self.record.id)
         return [
             OrderItem(
@@ -220,8 +221,8 @@ class Order:
 
     @strawberry.field
     async def tickets(self, info: Info) -> list[Ticket]:
-        records: list[db.orders.TicketRecord] = await info.context.loaders.get(
-            db.orders.get_order_tickets
+        records: list[db.order_records.TicketRecord] = await info.context.loaders.get(
+            db.order_queries.get_order_tickets
         ).load(self.record.id)
         return [Ticket.from_record(r) for r in records]
 
@@ -238,9 +239,13 @@ class OrderConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, page: db.orders.Page[db.orders.OrderRecord]) -> OrderConnection:
+    def from_page(
+        cls, page: db.order_queries.Page[db.order_records.OrderRecord]
+    ) -> OrderConnection:
         edges = [
-            OrderEdge(cursor=db.orders.encode_cursor(o.created_at, o.id), node=Order.from_record(o))
+            OrderEdge(
+                cursor=db.order_queries.encode_cursor(o.created_at, o.id), node=Order.from_record(o)
+            )
             for o in page.items
         ]
         return cls(edges=edges, page_info=_page_info(page, edges))
@@ -258,17 +263,20 @@ class TicketConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, page: db.orders.Page[db.orders.TicketRecord]) -> TicketConnection:
+    def from_page(
+        cls, page: db.order_queries.Page[db.order_records.TicketRecord]
+    ) -> TicketConnection:
         edges = [
             TicketEdge(
-                cursor=db.orders.encode_cursor(t.created_at, t.id), node=Ticket.from_record(t)
+                cursor=db.order_queries.encode_cursor(t.created_at, t.id),
+                node=Ticket.from_record(t),
             )
             for t in page.items
         ]
         return cls(edges=edges, page_info=_page_info(page, edges))
 
 
-def _page_info(page: db.orders.Page[Any], edges: list[Any]) -> PageInfo:
+def _page_info(page: db.order_queries.Page[Any], edges: list[Any]) -> PageInfo:
     return PageInfo(
         has_next_page=page.has_next_page,
         has_previous_page=False,

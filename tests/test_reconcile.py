@@ -8,8 +8,8 @@ from datetime import timedelta
 from databases import Database
 from starlette.applications import Starlette
 
-import db.orders
 import db.reconcile
+import db.refunds
 from db.core import transaction
 from liventix import jobs
 from liventix.auth import Role, mint_token
@@ -108,10 +108,10 @@ async def test_reconcile_retries_refunds_the_gateway_never_confirmed(
         token=world.organizer_token,
     )
     assert refund["refundOrder"]["__typename"] == "RefundPayload"
-    assert len(await db.orders.unsettled_refunds(database)) == 1
+    assert len(await db.refunds.unsettled_refunds(database)) == 1
     report = await jobs.run_once(app.state.services, _job("reconcile"))
     assert report is not None and len(report["refunds_settled"]) == 1
-    assert await db.orders.unsettled_refunds(database) == []
+    assert await db.refunds.unsettled_refunds(database) == []
     assert len(app.state.services.payments.refunds()) == 1
 
 

@@ -1,0 +1,187 @@
+"""The read side of orders and tickets: DataLoader batches and keyset-paginated lists.
+
+Nothing here writes or locks; each function reads on one pooled connection, opened here.
+Cursors are opaque (created_at, id) pairs, newest first.
+
+Error codes raised (as `OrderError`): INVALID_CURSOR, EVENT_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from databases import Database
+
+from db.core import connection
+from db.order_records import (
+    ORDER_COLUMNS,
+    TICKET_SELECT,
+    OrderError,
+    OrderItemRecord,
+    OrderRecord,
+    TicketRecord,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raise `OrderError(INVALID_CURSOR)` for anything not made by `encode_cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, row_id = raw.partition("|")
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, uuid.UUID(row_id)
+    except ValueError:
+        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after") from None
+
+
+def _page(items: list[T], first: int, key: Any) -> Page[T]:
+    has_next = len(items) > first
+    items = items[:first]
+    end = encode_cursor(*key(items[-1])) if items else None
+    return Page(items=items, has_next_page=has_next, end_cursor=end)
+
+
+async def get_orders(database: Database, ids: list[uuid.UUID]) -> list[OrderRecord | None]:
+    """Orders in the order of `ids` (a DataLoader batch); visibility is the caller's."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: OrderRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+async def get_order_items(
+    database: Database, order_ids: list[uuid.UUID]
+) -> list[list[OrderItemRecord]]:
+    """Each order's items with their tier's name (a DataLoader batch)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            """SELECT i.order_id, i.tier_id, t.name AS tier_name, i.quantity, i.unit_price_cents
+                 FROM ticketing.order_items i
+                 JOIN ticketing.ticket_tiers t ON t.id = i.tier_id
+                WHERE i.order_id = ANY($1::uuid[]) ORDER BY t.sort_order, t.id""",
+            order_ids,
+        )
+    grouped: dict[uuid.UUID, list[OrderItemRecord]] = defaultdict(list)
+    for row in rows:
+        grouped[row["order_id"]].append(OrderItemRecord(**dict(row)))
+    return [grouped.get(i, []) for i in order_ids]
+
+
+async def get_order_tickets(
+    database: Database, order_ids: list[uuid.UUID]
+) -> list[list[TicketRecord]]:
+    """Each order's tickets (a DataLoader batch)."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""{TICKET_SELECT} WHERE t.order_id = ANY($1::uuid[])
+                ORDER BY t.tier_id, t.sequence_number""",
+            order_ids,
+        )
+    grouped: dict[uuid.UUID, list[TicketRecord]] = defaultdict(list)
+    for row in rows:
+        grouped[row["order_id"]].append(TicketRecord.from_row(row))
+    return [grouped.get(i, []) for i in order_ids]
+
+
+async def list_user_orders(
+    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
+) -> Page[OrderRecord]:
+    """The user's own orders, newest first (keyset on created_at, id)."""
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
+                 WHERE user_id = $1
+                   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+                 ORDER BY created_at DESC, id DESC LIMIT $4""",
+            user_id,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
+
+
+async def list_event_orders(
+    database: Database,
+    *,
+    event_id: uuid.UUID,
+    actor_id: uuid.UUID,
+    actor_is_admin: bool,
+    first: int,
+    after: str | None,
+    status: str | None,
+) -> Page[OrderRecord]:
+    """An event's orders for its organizer (or an admin), newest first.
+
+    Anyone else gets EVENT_NOT_FOUND: another organizer's sales are not theirs to see.
+    """
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        organizer = await conn.fetchval(
+            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
+        )
+        if organizer is None or not (actor_is_admin or organizer == actor_id):
+            raise OrderError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
+        rows = await conn.fetch(
+            f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
+                 WHERE event_id = $1 AND ($2::text IS NULL OR status = $2)
+                   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+                 ORDER BY created_at DESC, id DESC LIMIT $5""",
+            event_id,
+            status,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
+
+
+async def list_user_tickets(
+    database: Database, user_id: uuid.UUID, *, first: int, after: str | None
+) -> Page[TicketRecord]:
+    """The tickets the user owns, newest first."""
+    since = decode_cursor(after) if after else None
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"""{TICKET_SELECT}
+                 WHERE t.owner_user_id = $1
+                   AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
+                 ORDER BY t.created_at DESC, t.id DESC LIMIT $4""",
+            user_id,
+            since[0] if since else None,
+            since[1] if since else None,
+            first + 1,
+        )
+    return _page([TicketRecord.from_row(r) for r in rows], first, lambda t: (t.created_at, t.id))
+
+
+async def event_organizer(database: Database, event_id: uuid.UUID) -> uuid.UUID | None:
+    async with connection(database) as conn:
+        organizer: uuid.UUID | None = await conn.fetchval(
+            "SELECT organizer_id FROM events.events WHERE id = $1", event_id
+        )
+    return organizer

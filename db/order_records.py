@@ -1,0 +1,103 @@
+"""The order and ticket records every order module shares, and the rules they all keep.
+
+`db.orders` (checkout, completion, payment events), `db.refunds`, `db.checkin` and
+`db.order_queries` read and write these rows. The order row is the arbiter: each write
+locks it (``SELECT ... FOR UPDATE``) before it looks at its status, and statuses only
+move forward::
+
+    pending ──► paid ──► partially_refunded ──► refunded
+      │  ▲         └──────────────────────────────▲
+      ▼  │ (a failed payment may still succeed)   │ (refunded before success)
+    failed / canceled ──────────────────────────────┘
+
+so a webhook delivered twice, concurrently or out of order finds the order already
+moved and changes nothing. Tiers are locked in primary-key order whenever several are
+touched, so two completions or refunds never deadlock.
+
+Error codes raised (as `OrderError`) by the order modules: CONFLICT, HOLD_NOT_FOUND,
+HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND,
+NOT_REFUNDABLE, TICKET_NOT_FOUND, TOKEN_NOT_FOUND, NOT_ALLOWED, INVALID_CURSOR,
+EVENT_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from db.errors import DomainError
+
+FINAL_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+REOPENABLE_STATUSES = frozenset({"pending", "failed", "canceled", "expired"})
+
+
+class OrderError(DomainError):
+    """An expected failure of an order operation; `code` is one of the module's codes."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    stripe_payment_intent_id: str | None
+    contact_email: str | None
+    contact_name: str | None
+    contact_phone: str | None
+    total_cents: int
+    refunded_cents: int
+    currency: str
+    failure_reason: str | None
+    refund_reason: str | None
+    created_at: datetime
+    paid_at: datetime | None
+    anonymized_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> OrderRecord:
+        return cls(**{name: row[name] for name in _ORDER_FIELDS})
+
+
+_ORDER_FIELDS = tuple(OrderRecord.__dataclass_fields__)
+ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
+# ORDER_COLUMNS qualified by the alias `o`, for queries that join the order to other tables.
+ALIASED_ORDER_COLUMNS = ", ".join(f"o.{name}" for name in _ORDER_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemRecord:
+    order_id: uuid.UUID
+    tier_id: uuid.UUID
+    tier_name: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    id: uuid.UUID
+    order_id: uuid.UUID
+    event_id: uuid.UUID
+    tier_id: uuid.UUID
+    owner_user_id: uuid.UUID
+    status: str
+    sequence_number: int
+    checked_in_at: datetime | None
+    created_at: datetime
+    token: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> TicketRecord:
+        return cls(**{name: row[name] for name in _TICKET_FIELDS})
+
+
+_TICKET_FIELDS = tuple(TicketRecord.__dataclass_fields__)
+# Tickets with their QR token; callers append the WHERE and ORDER BY clauses.
+TICKET_SELECT = """SELECT t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_id, t.status,
+                           t.sequence_number, t.checked_in_at, t.created_at, k.token
+                      FROM ticketing.tickets t
+                      JOIN ticketing.ticket_tokens k ON k.ticket_id = t.id"""
