@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,6 +34,7 @@ from db.order_records import (
     TicketRecord,
 )
 from db.refunds import RefundRecord, insert_refund, refund_tickets_locked
+from db.ticketing import return_seats
 
 LATE_REFUND_REASON = "sold_out_after_hold_expired"
 
@@ -502,20 +503,10 @@ async def _release_holds(
     conn: asyncpg.Connection, holds: list[asyncpg.Record], now: datetime
 ) -> None:
     """Give held capacity back (tiers in primary-key order) and end the holds."""
-    per_tier: dict[uuid.UUID, int] = defaultdict(int)
+    per_tier: Counter[uuid.UUID] = Counter()
     for hold in holds:
         per_tier[hold["tier_id"]] += hold["quantity"]
-    for tier_id in sorted(per_tier):
-        tier = await conn.fetchrow(
-            """UPDATE ticketing.ticket_tiers
-                  SET reserved_quantity = reserved_quantity - $2, updated_at = $3
-                WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
-            tier_id,
-            per_tier[tier_id],
-            now,
-        )
-        await announce_tier(conn, tier)
+    await return_seats(conn, per_tier, counter="reserved_quantity", now=now)
     if holds:
         await conn.execute(
             """UPDATE ticketing.ticket_holds

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,7 @@ import asyncpg
 from databases import Database
 
 from db.core import connection, transaction
-from db.notify import announce_tier, publish
+from db.notify import publish
 from db.order_records import (
     ALIASED_ORDER_COLUMNS,
     FINAL_STATUSES,
@@ -30,6 +30,7 @@ from db.order_records import (
     OrderError,
     OrderRecord,
 )
+from db.ticketing import return_seats
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,20 +127,8 @@ async def refund_tickets_locked(
     targets = [t for t in chosen if t["status"] == "issued"]
     if not targets:
         return RefundOutcome(order=order, refunded_ticket_ids=[], changed=False)
-    per_tier: dict[uuid.UUID, int] = defaultdict(int)
-    for ticket in targets:
-        per_tier[ticket["tier_id"]] += 1
-    for tier_id in sorted(per_tier):  # primary-key order: no deadlock with other writers
-        tier = await conn.fetchrow(
-            """UPDATE ticketing.ticket_tiers
-                  SET issued_quantity = issued_quantity - $2, updated_at = $3
-                WHERE id = $1
-                RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version""",
-            tier_id,
-            per_tier[tier_id],
-            now,
-        )
-        await announce_tier(conn, tier)
+    per_tier = Counter(ticket["tier_id"] for ticket in targets)
+    await return_seats(conn, per_tier, counter="issued_quantity", now=now)
     target_ids = [t["id"] for t in targets]
     await conn.execute(
         """UPDATE ticketing.tickets SET status = 'refunded', updated_at = $2

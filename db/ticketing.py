@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from databases import Database
@@ -386,6 +387,33 @@ _GIVE_BACK = f"""UPDATE ticketing.ticket_tiers
                     SET reserved_quantity = reserved_quantity - $2
                   WHERE id = $1
               RETURNING {TIER_COLUMNS}"""
+
+_RETURN_SEATS = {
+    counter: f"""UPDATE ticketing.ticket_tiers
+                    SET {counter} = {counter} - $2, updated_at = $3
+                  WHERE id = $1
+              RETURNING id, event_id, quantity, reserved_quantity, issued_quantity, version"""
+    for counter in ("reserved_quantity", "issued_quantity")
+}
+
+
+async def return_seats(
+    conn: asyncpg.Connection,
+    seats: Mapping[uuid.UUID, int],
+    *,
+    counter: Literal["reserved_quantity", "issued_quantity"],
+    now: datetime,
+) -> None:
+    """Give `seats` (per tier) back from `counter`, in the caller's transaction.
+
+    Tiers are updated in primary-key order, the order every writer locks them in, so
+    two transactions returning seats of the same tiers never deadlock; each changed
+    tier is announced to availability subscribers on commit.
+    """
+    for tier_id in sorted(seats):
+        tier = await conn.fetchrow(_RETURN_SEATS[counter], tier_id, seats[tier_id], now)
+        await announce_tier(conn, tier)
+
 
 _EXPIRE_TIER = f"""WITH gone AS (
         UPDATE ticketing.ticket_holds
