@@ -25,6 +25,7 @@ from liventix import fastpath, graphiql, jobs, payments
 from liventix.clock import Clock, SystemClock
 from liventix.context import Services
 from liventix.database_url import resolve_database_url
+from liventix.first_sight import FirstSight
 from liventix.graphql_view import GraphQLView
 from liventix.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestIdMiddleware
 from liventix.realtime import Hub
@@ -52,7 +53,9 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         hub = Hub(url, buffer_size=settings.ws_buffer_size)
         await hub.start()
         stack.push_async_callback(hub.stop)
-        services = Services(settings=settings, db=database, clock=clock, hub=hub)
+        services = Services(
+            settings=settings, db=database, clock=clock, hub=hub, first_sight=FirstSight(database)
+        )
         services.extras["database_url"] = url
         services.payments = payments.gateway_for(settings)
         stack.push_async_callback(services.payments.aclose)

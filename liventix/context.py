@@ -13,6 +13,7 @@ from liventix.clock import Clock
 from liventix.settings import Settings
 
 if TYPE_CHECKING:
+    from liventix.first_sight import FirstSight
     from liventix.payments import PaymentGateway
     from liventix.realtime import Hub
     from resolvers.loaders import Loaders
@@ -26,6 +27,7 @@ class Services:
     db: Database
     clock: Clock
     hub: Hub
+    first_sight: FirstSight
     payments: PaymentGateway | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

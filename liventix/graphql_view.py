@@ -64,4 +64,5 @@ class GraphQLView(GraphQL[Context, None]):
                 await unauthorized(exc)(scope, receive, send)
                 return
             scope.setdefault("state", {})["viewer"] = viewer
+            await self.services.first_sight.see_quietly(viewer)
         await super().__call__(scope, receive, send)

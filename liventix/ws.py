@@ -248,6 +248,7 @@ class Connection:
                 raise _Close(4403, "token expired")
             if self.viewer.expires_at is not None:
                 self.handler.watch_expiry(self, self.viewer.expires_at)
+            self.handler.services.first_sight.see_soon(self.viewer)
         self.acknowledged = True
         self.push('{"type":"connection_ack"}')
 

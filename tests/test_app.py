@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from databases import Database
 from starlette.applications import Starlette
 
 import db.users
+from db.core import connection
 from liventix.auth import Role
 from liventix.settings import Settings
 from tests.support import GraphQLClient, bad_tokens
@@ -94,3 +97,32 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
     assert "secret" not in response.text
     logged = [r for r in caplog.records if request_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None  # the stack trace stays server-side
+
+
+async def _profile_role(database: Database, user_id: uuid.UUID) -> str | None:
+    async with connection(database) as conn:
+        role: str | None = await conn.fetchval(
+            "SELECT role FROM users.profiles WHERE id = $1", user_id
+        )
+    return role
+
+
+async def test_a_verified_user_gets_a_profile_on_first_sight(
+    client: GraphQLClient, token: Callable[..., str], database: Database
+) -> None:
+    """Any signed-in request creates the row, not only `viewer` or a write."""
+    user_id = uuid.uuid4()
+    await client("{ events(first: 1) { edges { node { id } } } }", token=token(Role.USER, user_id))
+    assert await _profile_role(database, user_id) == "user"
+
+
+async def test_a_websocket_user_gets_a_profile_on_first_sight(
+    ws: Callable[..., Any], token: Callable[..., str], database: Database
+) -> None:
+    user_id = uuid.uuid4()
+    await ws(token=token(Role.ORGANIZER, user_id))
+    for _ in range(100):
+        if await _profile_role(database, user_id) == "organizer":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no profile row after the WebSocket handshake")

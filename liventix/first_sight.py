@@ -1,0 +1,60 @@
+"""A user's profile row is created the first time this process sees their token.
+
+Tokens are minted elsewhere (Supabase Auth, or `liventix token`), so the API learns of a
+user from a verified token. Each process remembers whom it has already seen, so only a
+user's first request (per process, per role) costs the upsert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+
+from databases import Database
+
+import db.users
+from liventix.auth import Role, Viewer
+
+log = logging.getLogger("liventix.first_sight")
+
+
+class FirstSight:
+    def __init__(self, database: Database, *, remember: int = 100_000) -> None:
+        self._db = database
+        self._remember = remember
+        self._seen: OrderedDict[tuple[uuid.UUID, Role], None] = OrderedDict()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def see(self, viewer: Viewer) -> None:
+        """Ensure the viewer's profile exists (a no-op after the first time)."""
+        if viewer.user_id is None:
+            return
+        key = (viewer.user_id, viewer.role)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return
+        await db.users.ensure_profile(self._db, viewer.user_id, viewer.role.value)
+        self._seen[key] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+
+    async def see_quietly(self, viewer: Viewer) -> None:
+        """`see`, logging a failure instead of raising it.
+
+        Best effort by design: the next request tries again, and every operation that
+        writes rows referring to the user ensures the profile itself.
+        """
+        try:
+            await self.see(viewer)
+        except Exception:
+            log.exception("could not create the profile of %s", viewer.user_id)
+
+    def see_soon(self, viewer: Viewer) -> None:
+        """`see_quietly` from synchronous code (a WebSocket handshake), as its own task."""
+        if viewer.user_id is None or (viewer.user_id, viewer.role) in self._seen:
+            return
+        task = asyncio.create_task(self.see_quietly(viewer))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
