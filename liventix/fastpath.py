@@ -125,6 +125,9 @@ class FeedResponseCache:
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
         self._shapes: OrderedDict[str, _Shape | None] = OrderedDict()
         self._watches: OrderedDict[uuid.UUID, _Watch] = OrderedDict()
+        # Pages being computed: requests for the same page wait for that one run
+        # instead of all executing at once when an entry expires (no stampede).
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[_Entry | None]] = {}
 
     # -- invalidation ---------------------------------------------------------------
 
@@ -203,6 +206,14 @@ class FeedResponseCache:
             if entry is not None and time.monotonic() - entry.stored_at < self._ttl:
                 await _send_cached(send, entry)
                 return
+            running = self._inflight.get(key)
+            if running is not None:
+                # Computed by a request that started earlier and finished with no change
+                # announced meanwhile: as fresh as a stored entry would be.
+                entry = await asyncio.shield(running)
+                if entry is not None:
+                    await _send_cached(send, entry)
+                    return
             await self._miss(app, scope, body, send, key, events)
 
         return cached
@@ -263,24 +274,35 @@ class FeedResponseCache:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        await app(scope, _replay(body), capture)
-        response = b"".join(chunks)
-        fresh = all(
-            w.generation == g and self._watches.get(e) is w
-            for w, g, e in zip(watches, generations, events, strict=True)
-        )
-        if started.get("status") != 200 or not fresh or b'"errors"' in response:
-            return
-        headers = [
-            (name, value)
-            for name, value in started.get("headers", [])
-            if name.lower() in (b"content-type", b"content-length")
-        ]
-        self._entries[key] = _Entry(response, headers, time.monotonic(), events)
-        for watch in watches:
-            watch.keys.add(key)
-        while len(self._entries) > self._maxsize:
-            self._entries.popitem(last=False)
+        leading = key not in self._inflight
+        outcome: asyncio.Future[_Entry | None] = asyncio.get_running_loop().create_future()
+        if leading:
+            self._inflight[key] = outcome
+        entry: _Entry | None = None
+        try:
+            await app(scope, _replay(body), capture)
+            response = b"".join(chunks)
+            fresh = all(
+                w.generation == g and self._watches.get(e) is w
+                for w, g, e in zip(watches, generations, events, strict=True)
+            )
+            if started.get("status") != 200 or not fresh or b'"errors"' in response:
+                return
+            headers = [
+                (name, value)
+                for name, value in started.get("headers", [])
+                if name.lower() in (b"content-type", b"content-length")
+            ]
+            entry = _Entry(response, headers, time.monotonic(), events)
+            self._entries[key] = entry
+            for watch in watches:
+                watch.keys.add(key)
+            while len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)
+        finally:
+            if leading:
+                del self._inflight[key]
+                outcome.set_result(entry)
 
 
 def _candidate(scope: Scope) -> bool:

@@ -14,6 +14,7 @@ from databases import Database
 from starlette.applications import Starlette
 
 from db.notify import publish
+from liventix import fastpath
 from liventix.realtime import Hub
 from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, make_scene
 from tests.support import GraphQLClient
@@ -152,3 +153,20 @@ async def test_an_authors_rename_invalidates_the_pages_showing_them(
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the cached page kept the old name")
+
+
+async def test_concurrent_misses_share_one_execution(
+    client: GraphQLClient, scene: Scene, app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a page drops out of the cache, a burst of readers runs it once, not N times."""
+    variables = {"eventId": str(scene.event_id), "text": "burst", "media": None}
+    hub: Hub = app.state.services.hub
+    async with hub.subscribe(f"feed:{scene.event_id}") as inbox:
+        await client(CREATE_POST, variables, token=scene.fan)
+        await asyncio.wait_for(anext(aiter(inbox)), 5)
+    assert await texts(client, scene) == ["burst"]  # watched and cached
+    fastpath.invalidate(app.state.services, scene.event_id)
+    with count_statements(monkeypatch) as statements:
+        pages = await asyncio.gather(*(texts(client, scene) for _ in range(10)))
+    assert pages == [["burst"]] * 10
+    assert len(statements) == 1, statements
