@@ -29,7 +29,7 @@ from databases import Database
 
 from db.core import connection, transaction
 from db.errors import InvalidInput, NotAllowed, NotFound
-from db.events import EventRecord
+from db.events import EventRecord, get_events
 from db.notify import publish
 from db.users import Profile
 
@@ -232,7 +232,7 @@ async def create_post(
     database: Database,
     *,
     author_id: uuid.UUID,
-    author_role: str,
+    author_is_admin: bool,
     event_id: uuid.UUID,
     text: str,
     media: Sequence[MediaItem],
@@ -242,29 +242,19 @@ async def create_post(
 
     Published events accept posts from anyone signed in; drafts only from their
     organizer (or an admin) and are otherwise reported as not found; canceled events
-    accept none. The author's profile is created on first sight in the same
-    transaction (the post references it).
+    accept none. The author's profile row must exist (the post references it).
     """
     text, items = validate_post(text, media)
-    stored_role = author_role if author_role in ("user", "organizer", "admin") else "user"
     async with transaction(database) as conn:
         event = await conn.fetchrow(
             "SELECT organizer_id, status FROM events.events WHERE id = $1 FOR SHARE",
             event_id,
         )
-        privileged = event is not None and (
-            event["organizer_id"] == author_id or stored_role == "admin"
-        )
+        privileged = event is not None and (event["organizer_id"] == author_id or author_is_admin)
         if event is None or (event["status"] == "draft" and not privileged):
             raise NotFound("No such event", code="EVENT_NOT_FOUND", field="eventId")
         if event["status"] == "canceled":
             raise NotAllowed("The event is canceled", field="eventId")
-        await conn.execute(
-            """INSERT INTO users.profiles (id, role) VALUES ($1, $2)
-               ON CONFLICT (id) DO NOTHING""",
-            author_id,
-            stored_role,
-        )
         row = await conn.fetchrow(
             f"""WITH p AS (
                     INSERT INTO feed.posts (event_id, author_id, text, media, created_at)
@@ -341,13 +331,8 @@ async def delete_post(
 
 async def get_event_for_feed(database: Database, event_id: uuid.UUID) -> EventRecord | None:
     """The event whose feed is asked for (visibility is `event_visible`'s decision)."""
-    async with connection(database) as conn:
-        row = await conn.fetchrow(
-            f"SELECT {_EVENT_COLUMNS} FROM events.events e WHERE e.id = $1", event_id
-        )
-    if row is None:
-        return None
-    return EventRecord(**{name: row[f"e_{name}"] for name in _EVENT_FIELDS})
+    [event] = await get_events(database, [event_id])
+    return event
 
 
 async def event_feed_page(

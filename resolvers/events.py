@@ -12,11 +12,11 @@ import strawberry
 from strawberry.relay import PageInfo
 
 import db.events
-import db.users
 from db.errors import DomainError
 from liventix import fastpath
 from liventix.auth import Role
 from liventix.context import Info
+from resolvers.ids import parse_id
 from schema.errors import ClientError
 from schema.events import (
     CreateEventInput,
@@ -26,7 +26,7 @@ from schema.events import (
     EventStatus,
     UpdateEventInput,
 )
-from schema.ticketing import EventPayload, EventResult, TicketingError, TicketingErrorCode, parse_id
+from schema.ticketing import EventPayload, EventResult, TicketingError, TicketingErrorCode
 
 MAX_PAGE = 100
 
@@ -40,7 +40,7 @@ async def organizer_actor(info: Info) -> db.events.Actor | TicketingError:
         return TicketingError.of(
             TicketingErrorCode.NOT_ALLOWED, "Only organizers may manage events"
         )
-    await db.users.ensure_profile(info.context.db, viewer.user_id, viewer.role.value)
+    await info.context.services.first_sight.see(viewer)
     return db.events.Actor(user_id=viewer.user_id, is_admin=viewer.is_admin)
 
 

@@ -23,6 +23,7 @@ from db.errors import DomainError
 from liventix import fastpath
 from liventix.context import Context, Info, Services
 from liventix.realtime.hub import SubscriberTooSlow
+from resolvers.ids import parse_id
 from schema.errors import ClientError
 from schema.feed import (
     CreatePostPayload,
@@ -47,13 +48,6 @@ DEFAULT_PAGE_SIZE = 20
 REPLAY_LIMIT = 200
 
 
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
 def _before_seq(after: str | None) -> int | None:
     if after is None:
         return None
@@ -61,14 +55,6 @@ def _before_seq(after: str | None) -> int | None:
     if seq is None:
         raise ClientError("`after` is not a feed cursor", "BAD_USER_INPUT")
     return seq
-
-
-def _feed_error(error: DomainError) -> FeedError:
-    try:
-        code = FeedErrorCode(error.code)
-    except ValueError:
-        code = FeedErrorCode.INVALID
-    return FeedError(code=code, message=error.message, field=error.field)
 
 
 def _prime(context: Context, rows: Iterable[db.feed.FeedRow]) -> None:
@@ -95,7 +81,7 @@ async def event_feed(
     """An event's posts, newest first; empty for unknown events and others' drafts."""
     ctx = info.context
     before = _before_seq(after)
-    eid = _uuid(event_id)
+    eid = parse_id(event_id)
     if eid is None:
         return PostConnection.from_page(db.feed.FeedPage([], False), has_previous=False)
     page = await db.feed.event_feed_page(
@@ -122,7 +108,7 @@ async def home_feed(
 async def post(info: Info, id: strawberry.ID) -> Post | None:
     """One post, if it exists, is not deleted and its event is visible to the viewer."""
     ctx = info.context
-    pid = _uuid(id)
+    pid = parse_id(id)
     if pid is None:
         return None
     (row,) = await db.feed.get_feed_rows(ctx.db, [pid])
@@ -145,23 +131,24 @@ async def create_post(
     viewer = ctx.viewer
     if viewer.user_id is None:
         return FeedError(code=FeedErrorCode.UNAUTHENTICATED, message="Sign in to post")
-    eid = _uuid(event_id)
+    eid = parse_id(event_id)
     if eid is None:
         return FeedError(
             code=FeedErrorCode.EVENT_NOT_FOUND, message="No such event", field="eventId"
         )
+    await ctx.services.first_sight.see(viewer)
     try:
         row = await db.feed.create_post(
             ctx.db,
             author_id=viewer.user_id,
-            author_role=viewer.role.value,
+            author_is_admin=viewer.is_admin,
             event_id=eid,
             text=text,
             media=[item.to_item() for item in media or ()],
             now=ctx.clock.now(),
         )
     except DomainError as error:
-        return _feed_error(error)
+        return FeedError.from_domain(error)
     fastpath.invalidate(ctx.services, eid)
     _prime(ctx, [row])
     return CreatePostPayload(post=Post.from_row(row), edge=PostEdge.from_row(row))
@@ -172,7 +159,7 @@ async def delete_post(info: Info, post_id: strawberry.ID) -> DeletePostResult:
     viewer = ctx.viewer
     if viewer.user_id is None:
         return FeedError(code=FeedErrorCode.UNAUTHENTICATED, message="Sign in to delete posts")
-    pid = _uuid(post_id)
+    pid = parse_id(post_id)
     if pid is None:
         return FeedError(code=FeedErrorCode.POST_NOT_FOUND, message="No such post", field="postId")
     try:
@@ -184,7 +171,7 @@ async def delete_post(info: Info, post_id: strawberry.ID) -> DeletePostResult:
             now=ctx.clock.now(),
         )
     except DomainError as error:
-        return _feed_error(error)
+        return FeedError.from_domain(error)
     fastpath.invalidate(ctx.services, deleted.event_id)
     return DeletePostPayload(
         post_id=strawberry.ID(str(deleted.id)), event_id=strawberry.ID(str(deleted.event_id))
@@ -263,7 +250,7 @@ async def event_feed_updates(
     """
     ctx = info.context
     after_seq = _before_seq(after)
-    eid = _uuid(event_id)
+    eid = parse_id(event_id)
     event = await db.feed.get_event_for_feed(ctx.db, eid) if eid else None
     if event is None or not db.feed.event_visible(event, ctx.viewer.user_id, ctx.viewer.is_admin):
         raise ClientError("No such event", "EVENT_NOT_FOUND")
@@ -297,7 +284,7 @@ async def event_feed_updates(
                         last_cursor=last_cursor,
                     )
                     continue
-                pid = _uuid(str(message.get("post_id")))
+                pid = parse_id(str(message.get("post_id")))
                 if pid is None:
                     continue
                 if op == "created":

@@ -18,7 +18,6 @@ import db.order_queries
 import db.order_records
 import db.reconcile
 import db.refunds
-import db.users
 from db.orders import Contact
 from liventix import payments
 from liventix.context import Info
@@ -91,7 +90,7 @@ async def checkout(
         return holds
     if ctx.services.payments is None:
         return OrderError.of(OrderErrorCode.PAYMENT_PROVIDER_ERROR, "Payments are not configured")
-    await db.users.ensure_profile(ctx.db, user_id, ctx.viewer.role.value)
+    await ctx.services.first_sight.see(ctx.viewer)
     try:
         result = await payments.checkout(
             ctx.db,

@@ -10,10 +10,10 @@ import strawberry
 
 import db.events
 import db.ticketing
-import db.users
 from db.errors import DomainError
 from liventix.context import Info, Services
 from resolvers.events import organizer_actor
+from resolvers.ids import parse_id
 from schema.errors import ClientError
 from schema.ticketing import (
     AvailabilityReason,
@@ -31,21 +31,19 @@ from schema.ticketing import (
     TierResult,
     UpdateTierInput,
     availability_of,
-    parse_id,
 )
 
 
 async def _buyer(info: Info) -> uuid.UUID | TicketingError:
     """The signed-in viewer's id, with their profile row guaranteed to exist.
 
-    A read first: on the flash-sale path most buyers already have a profile, and a
-    read is cheaper than the upsert `ensure_profile` does.
+    Free after the viewer's first request to this process (`FirstSight`), and still
+    sure for a WebSocket mutation that races the handshake's background first sight.
     """
     viewer = info.context.viewer
     if viewer.user_id is None:
         return TicketingError.of(TicketingErrorCode.UNAUTHENTICATED, "Sign in to buy tickets")
-    if await info.context.loaders.profile(viewer.user_id) is None:
-        await db.users.ensure_profile(info.context.db, viewer.user_id, viewer.role.value)
+    await info.context.services.first_sight.see(viewer)
     return viewer.user_id
 
 

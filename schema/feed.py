@@ -19,6 +19,7 @@ import strawberry
 from strawberry.relay import PageInfo
 
 import db.feed
+from db.errors import DomainError
 from schema.errors import UserError
 from schema.users import User
 
@@ -171,6 +172,14 @@ class FeedErrorCode(Enum):
 @strawberry.type(description="A post could not be created or deleted.")
 class FeedError(UserError):
     code: FeedErrorCode
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> FeedError:
+        try:
+            code = FeedErrorCode(error.code)
+        except ValueError:
+            code = FeedErrorCode.INVALID
+        return cls(code=code, message=error.message, field=error.field)
 
 
 @strawberry.type(description="The created post, in the same shape a feed returns it.")

@@ -6,7 +6,6 @@ Every ticketing and event mutation returns a union of its success payload and
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
@@ -239,11 +238,3 @@ def availability_of(record: db.ticketing.TierRecord) -> TierAvailability:
         issued=record.issued_quantity,
         available=record.available,
     )
-
-
-def parse_id(value: str) -> uuid.UUID | None:
-    """A UUID from a client-supplied ID, or None when it is not one."""
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
