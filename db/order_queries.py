@@ -8,7 +8,6 @@ Error codes raised (as `OrderError`): INVALID_CURSOR, EVENT_NOT_FOUND.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from db.order_records import (
     OrderRecord,
     TicketRecord,
 )
+from db.pages import decode_cursor
+from db.pages import encode_cursor as encode_cursor  # re-exported for the schema's edges
 
 T = TypeVar("T")
 
@@ -37,22 +38,17 @@ class Page(Generic[T]):
     end_cursor: str | None
 
 
-def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{row_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _since(after: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    """The keyset query arguments for `after` (both None on the first page).
 
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Raise `OrderError(INVALID_CURSOR)` for anything not made by `encode_cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, row_id = raw.partition("|")
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, uuid.UUID(row_id)
-    except ValueError:
-        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after") from None
+    Raise `OrderError(INVALID_CURSOR)` for anything not made by `encode_cursor`.
+    """
+    if not after:
+        return None, None
+    since = decode_cursor(after)
+    if since is None:
+        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after")
+    return since
 
 
 def _page(items: list[T], first: int, key: Any) -> Page[T]:
@@ -110,7 +106,7 @@ async def list_user_orders(
     database: Database, user_id: uuid.UUID, *, first: int, after: str | None
 ) -> Page[OrderRecord]:
     """The user's own orders, newest first (keyset on created_at, id)."""
-    since = decode_cursor(after) if after else None
+    since = _since(after)
     async with connection(database) as conn:
         rows = await conn.fetch(
             f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
@@ -118,8 +114,7 @@ async def list_user_orders(
                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
                  ORDER BY created_at DESC, id DESC LIMIT $4""",
             user_id,
-            since[0] if since else None,
-            since[1] if since else None,
+            *since,
             first + 1,
         )
     return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
@@ -139,7 +134,7 @@ async def list_event_orders(
 
     Anyone else gets EVENT_NOT_FOUND: another organizer's sales are not theirs to see.
     """
-    since = decode_cursor(after) if after else None
+    since = _since(after)
     async with connection(database) as conn:
         organizer = await conn.fetchval(
             "SELECT organizer_id FROM events.events WHERE id = $1", event_id
@@ -153,8 +148,7 @@ async def list_event_orders(
                  ORDER BY created_at DESC, id DESC LIMIT $5""",
             event_id,
             status,
-            since[0] if since else None,
-            since[1] if since else None,
+            *since,
             first + 1,
         )
     return _page([OrderRecord.from_row(r) for r in rows], first, lambda o: (o.created_at, o.id))
@@ -164,7 +158,7 @@ async def list_user_tickets(
     database: Database, user_id: uuid.UUID, *, first: int, after: str | None
 ) -> Page[TicketRecord]:
     """The tickets the user owns, newest first."""
-    since = decode_cursor(after) if after else None
+    since = _since(after)
     async with connection(database) as conn:
         rows = await conn.fetch(
             f"""{TICKET_SELECT}
@@ -172,8 +166,7 @@ async def list_user_tickets(
                    AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
                  ORDER BY t.created_at DESC, t.id DESC LIMIT $4""",
             user_id,
-            since[0] if since else None,
-            since[1] if since else None,
+            *since,
             first + 1,
         )
     return _page([TicketRecord.from_row(r) for r in rows], first, lambda t: (t.created_at, t.id))
