@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import psutil
 
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import db.demo
 import db.migrate
+from bench.common import drop_database, free_port, fresh_database, wait_ready
 from db.core import create_database
 from db.notify import announce_tier
 
@@ -57,15 +57,6 @@ def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- client processes -----------------------------------------------------------
@@ -248,14 +239,7 @@ EVENT = str(db.demo.EVENT_IDS[0])
 
 async def prepare_database(admin_url: str) -> tuple[str, str]:
     name = f"liventix_fanout_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    from urllib.parse import urlsplit, urlunsplit
-
-    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    url = await fresh_database(admin_url, name)
     await db.migrate.migrate(url)
     database = create_database(url, min_size=1, max_size=2)
     await database.connect()
@@ -264,14 +248,6 @@ async def prepare_database(admin_url: str) -> tuple[str, str]:
     finally:
         await database.disconnect()
     return url, name
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
@@ -294,16 +270,6 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
-async def wait_ready(port: int) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(600):
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not become ready")
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -315,7 +281,7 @@ async def run(admin_url: str, subscribers: int, unshared: bool) -> dict[str, flo
     server = start_server(url, port)
     processes: list[Any] = []
     try:
-        await wait_ready(port)
+        await wait_ready(f"http://127.0.0.1:{port}")
         conn = await asyncpg.connect(url)
         tier = await conn.fetchrow(
             "SELECT id FROM ticketing.ticket_tiers WHERE event_id = $1 ORDER BY sort_order LIMIT 1",

@@ -31,7 +31,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import db.migrate  # noqa: E402
+from bench.common import drop_database, fresh_database, wait_ready  # noqa: E402
 from liventix.auth import Role, mint_token  # noqa: E402
 from liventix.settings import load_settings  # noqa: E402
 
@@ -66,19 +66,9 @@ CREATE = """mutation($eventId: ID!, $text: String!) {
 }"""
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 async def prepare(admin_url: str, name: str) -> tuple[str, uuid.UUID, uuid.UUID]:
     """A fresh migrated database with one event and 200 posts; returns (url, event, fan)."""
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(admin_url, name)
+    url = await fresh_database(admin_url, name)
     await db.migrate.migrate(url)
     organizer, fan, event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     conn = await asyncpg.connect(url)
@@ -150,18 +140,6 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
     )
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            try:
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not become ready")
 
 
 def run_wrk(
@@ -321,7 +299,7 @@ async def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     server = start_server(url, args.port, args.workers)
     try:
-        await wait_ready(base)
+        await wait_ready(base, attempts=300)
         body = json.dumps({"query": PAGE_QUERY, "variables": {"eventId": str(event_id)}})
         async with httpx.AsyncClient() as client:  # warm up and check the answer
             for _ in range(50):
@@ -368,9 +346,7 @@ async def main() -> None:
             server.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-        admin = await asyncpg.connect(args.admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(args.admin_url, name)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 import db.events  # noqa: E402
 import db.migrate  # noqa: E402
 import db.ticketing  # noqa: E402
+from bench.common import drop_database, free_port, fresh_database  # noqa: E402
 from db.core import create_database, transaction  # noqa: E402
 from liventix.auth import Role, mint_token  # noqa: E402
 from liventix.settings import load_settings  # noqa: E402
@@ -87,10 +87,6 @@ class Outcome:
     @property
     def p50(self) -> float:
         return statistics.median(self.latencies)
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 @contextlib.asynccontextmanager
@@ -158,13 +154,6 @@ async def oversold(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
         await conn.close()
     assert row is not None
     return max(0, row["taken"] - row["quantity"]), max(0, row["held"] - row["quantity"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager
@@ -366,10 +355,7 @@ def tally(label: str, answers: list[str], latencies: list[float], wall: float) -
 async def main(args: argparse.Namespace) -> int:
     async with admin_url(args.admin_url) as admin:
         name = f"lvx_bench_flash_{os.getpid()}"
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(admin, name)
+        url = await fresh_database(admin, name)
         try:
             await db.migrate.migrate(url)
             (api_tier, direct_tier), users = await seed(url, args.capacity, args.buyers)
@@ -395,8 +381,7 @@ async def main(args: argparse.Namespace) -> int:
             print("OK: never oversold, exactly K held" if ok else "FAILED")
             return 0 if ok else 1
         finally:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.close()
+            await drop_database(admin, name)
 
 
 if __name__ == "__main__":

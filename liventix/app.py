@@ -73,18 +73,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
     )
-    view: GraphQLView | None = None
     websockets: GraphQLTransportWS | None = None
     http_view: Any = None  # the view behind the feed response cache
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        nonlocal view, websockets, http_view
+        nonlocal websockets, http_view
         async with open_services(settings, clock) as services:
             view = GraphQLView(services, schema)
-            feed_cache = services.extras[fastpath.EXTRAS_KEY] = fastpath.FeedResponseCache(
-                lambda: services
-            )
+            feed_cache = fastpath.FeedResponseCache(services.hub)
+            services.extras[fastpath.EXTRAS_KEY] = feed_cache
             http_view = feed_cache.wrap(view)
             websockets = GraphQLTransportWS(services, schema)
             app.state.services = services

@@ -114,14 +114,21 @@ def _viewer_from_claims(claims: dict[str, object]) -> Viewer:
     return Viewer(user_id=user_id, role=role, expires_at=expires)
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of a `Bearer <token>` value, or None when it is not of that form."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def viewer_from_header(authorization: str | None, settings: Settings) -> Viewer:
     """The viewer for an HTTP `Authorization` header (anonymous when absent)."""
     if not authorization:
         return ANONYMOUS
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         raise AuthError("Authorization header must be 'Bearer <token>'")
-    return viewer_from_token(token.strip(), settings)
+    return viewer_from_token(token, settings)
 
 
 def mint_token(

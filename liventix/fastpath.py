@@ -30,6 +30,7 @@ from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationT
 from graphql.language import StringValueNode, VariableNode
 
 from liventix.context import Services
+from liventix.realtime import Hub
 
 log = logging.getLogger("liventix.fastpath")
 
@@ -112,13 +113,13 @@ class FeedResponseCache:
 
     def __init__(
         self,
-        services: Callable[[], Services],
+        hub: Hub,
         *,
         ttl: float = 1.0,
         maxsize: int = 4096,
         max_watched_events: int = 1024,
     ) -> None:
-        self._services = services
+        self._hub = hub
         self._ttl = ttl
         self._maxsize = maxsize
         self._max_watched = max_watched_events
@@ -156,7 +157,7 @@ class FeedResponseCache:
 
     async def _follow(self, event_id: uuid.UUID, watch: _Watch) -> None:
         try:
-            async with self._services().hub.subscribe(f"feed:{event_id}") as inbox:
+            async with self._hub.subscribe(f"feed:{event_id}") as inbox:
                 watch.ready.set()
                 async for _message in inbox:
                     self._drop(watch)

@@ -32,6 +32,7 @@ class Job:
 
 def registry() -> list[Job]:
     """Every periodic job. Features add theirs here."""
+    # Imported on call: `resolvers` can only be imported once `schema` has been.
     from liventix.payments import anonymize_job, reconcile_job
     from resolvers.ticketing import sweep_holds_job
 

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 from strawberry import Schema
 
-from liventix.auth import ANONYMOUS, AuthError, Viewer, viewer_from_token
+from liventix.auth import ANONYMOUS, AuthError, Viewer, bearer_token, viewer_from_token
 from liventix.context import Services
 from liventix.realtime import metrics
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
@@ -236,10 +236,8 @@ class Connection:
         self.connection_params = params or None
         raw = params.get("Authorization") or params.get("authorization")
         if raw is not None:
-            token = str(raw).strip()
-            scheme, _, rest = token.partition(" ")
-            if scheme.lower() == "bearer":
-                token = rest.strip()
+            value = str(raw).strip()  # `Bearer <token>`, or the bare token
+            token = bearer_token(value) or value
             try:
                 self.viewer = viewer_from_token(token, self.settings)
             except AuthError as exc:
