@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +32,7 @@ from liventix.auth import Role, mint_token
 from liventix.clock import FrozenClock
 from liventix.embedded import server_url, start_embedded
 from liventix.settings import Settings, load_settings
-from tests.support import GraphQLClient, WSClient
+from tests.support import GraphQLClient, WSClient, free_port
 
 TEMPLATE_NAME = f"liventix_tpl_{os.getpid()}"
 
@@ -59,33 +59,65 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
-    conn = await asyncpg.connect(pg_admin_url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)')
-    await conn.execute(f'CREATE DATABASE "{TEMPLATE_NAME}"')
+    await _admin(
+        pg_admin_url,
+        f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)',
+        f'CREATE DATABASE "{TEMPLATE_NAME}"',
+    )
     await db.migrate.migrate(with_database(pg_admin_url, TEMPLATE_NAME))
     try:
         yield TEMPLATE_NAME
     finally:
-        leftovers = await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE $1", f"lvx_t{os.getpid()}_%"
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            leftovers = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"lvx_t{os.getpid()}_%"
+            )
+        finally:
+            await conn.close()
+        await _admin(
+            pg_admin_url,
+            *(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)' for row in leftovers),
+            f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)',
         )
-        for row in leftovers:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
-        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)')
+
+
+async def _admin(pg_admin_url: str, *statements: str) -> None:
+    """Run statements on a short-lived admin connection (none is held across tests)."""
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def new_database(pg_admin_url: str, template: str | None = None) -> AsyncIterator[str]:
+    """A database of its own (a copy of `template`, or empty), dropped afterwards.
+
+    Its name carries the prefix the session's teardown sweeps, should a test leave it.
+    """
+    name = f"lvx_t{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    await _admin(pg_admin_url, f'CREATE DATABASE "{name}"{copy}')
+    yield with_database(pg_admin_url, name)
+    await _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def database_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
-    name = f"lvx_t{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield with_database(pg_admin_url, name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with new_database(pg_admin_url, template_db) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(pg_admin_url: str, template_db: str) -> AsyncIterator[str]:
+    """A brand-new database with no tables at all (after the template, so the session's
+    teardown still sweeps it)."""
+    async with new_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -148,13 +180,6 @@ def token(settings: Settings) -> Callable[..., str]:
         return mint_token(settings, user_id or uuid.uuid4(), Role(role))
 
     return mint
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerThread:

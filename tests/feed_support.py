@@ -95,7 +95,8 @@ async def add_event(
     return event_id
 
 
-async def make_scene(database: Database, token: Callable[..., str]) -> Scene:
+@pytest.fixture
+async def scene(database: Database, token: Callable[..., str]) -> Scene:
     organizer_id = await add_profile(database, "organizer", "Org")
     fan_id = await add_profile(database, "user", "Fan")
     event_id = await add_event(database, organizer_id)

@@ -163,6 +163,28 @@ async def checkout(
     return result
 
 
+def order_of(result: dict[str, Any]) -> dict[str, Any]:
+    """A checkout payload's order with its payment intent id, as `webhook` takes it."""
+    return {**result["order"], "paymentIntentId": result["paymentIntentId"]}
+
+
+async def pending_order(
+    client: GraphQLClient, database: Database, world: World, clock: FrozenClock, quantity: int
+) -> dict[str, Any]:
+    """The buyer holds `quantity` paid-tier tickets and checks out (payment not yet made)."""
+    held = await hold(database, clock, world.buyer, world.tier_id, quantity)
+    return order_of(await checkout(client, world.buyer_token, [held]))
+
+
+async def paid_order(
+    client: GraphQLClient, database: Database, world: World, clock: FrozenClock, quantity: int
+) -> dict[str, Any]:
+    """A pending order whose payment then succeeded (a signed webhook)."""
+    order = await pending_order(client, database, world, clock, quantity)
+    await webhook(client, world.settings, "payment_intent.succeeded", order)
+    return order
+
+
 def gateway(app: Starlette) -> LocalGateway:
     payments = app.state.services.payments
     assert isinstance(payments, LocalGateway)

@@ -1,11 +1,20 @@
-"""Test clients: GraphQL over HTTP and over `graphql-transport-ws`."""
+"""Test clients: GraphQL over HTTP and over `graphql-transport-ws`, and `liventix serve`
+in a subprocess."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,3 +123,68 @@ def bad_tokens(settings: Settings) -> dict[str, str]:
         ),
         "alg none": jwt.encode(claims, None, algorithm="none"),
     }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+_SETTINGS_VARS = {name.upper() for name in Settings.model_fields}
+
+
+class ApiProcess:
+    """`liventix serve` in a subprocess on a free port, run in `workdir` and configured
+    only by the variables set here (none of the caller's settings leak in)."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
+        env.update(
+            DATABASE_URL=database_url,
+            PORT=str(self.port),
+            JOBS_ENABLED="false",
+            RATE_LIMIT_ENABLED="false",
+            ENVIRONMENT="test",
+            LOG_LEVEL="warning",
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "liventix.cli", "serve"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, timeout: float = 45) -> httpx.Response:
+        """Poll `/readyz` until it answers 200 and return that answer; fails the test if
+        the process exits first or is not ready in time."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise AssertionError(f"server on :{self.port} exited early:\n{stderr}")
+                with contextlib.suppress(httpx.TransportError):
+                    response = await http.get(f"{self.url}/readyz")
+                    if response.status_code == 200:
+                        return response
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"server on :{self.port} not ready after {timeout}s")
+
+    async def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(self.process.wait, 15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait)
+        if self.process.stderr is not None:
+            self.process.stderr.close()

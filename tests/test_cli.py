@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -14,7 +12,6 @@ import db.demo
 import db.migrate
 from liventix.cli import main
 from liventix.settings import Settings
-from tests.conftest import with_database
 from tests.support import GraphQLClient
 
 VIEWER = "{ viewer { id role } }"
@@ -29,20 +26,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
 
 
 @pytest.fixture
-async def empty_database_url(
-    pg_admin_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[str]:
+def empty_database_url(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A new, empty database that the CLI is pointed at through DATABASE_URL."""
-    name = f"lvx_t{os.getpid()}_cli_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(pg_admin_url, name)
-        monkeypatch.setenv("DATABASE_URL", url)
-        yield url
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    return empty_database_url
 
 
 async def cli(*argv: str) -> int:

@@ -20,15 +20,12 @@ from tests.feed_support import (
     add_profile,
     count_statements,
     image,
-    make_scene,
+    scene,
     video,
 )
 from tests.support import GraphQLClient
 
-
-@pytest.fixture
-async def scene(database: Database, token: Callable[..., str]) -> Scene:
-    return await make_scene(database, token)
+__all__ = ["scene"]  # the fixture, re-exported for pytest
 
 
 async def create(

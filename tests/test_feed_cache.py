@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -16,13 +15,10 @@ from starlette.applications import Starlette
 from db.notify import publish
 from liventix import fastpath
 from liventix.realtime import Hub
-from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, make_scene
+from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, scene
 from tests.support import GraphQLClient
 
-
-@pytest.fixture
-async def scene(database: Database, token: Callable[..., str]) -> Scene:
-    return await make_scene(database, token)
+__all__ = ["scene"]  # the fixture, re-exported for pytest
 
 
 async def texts(client: GraphQLClient, scene: Scene, token: str | None = None) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from databases import Database
 
@@ -18,8 +19,10 @@ import db.feed
 from db.notify import publish
 from liventix.realtime import Hub
 from tests.conftest import ServerThread
-from tests.feed_support import CREATE_POST, DELETE_POST, POST_FIELDS, Scene, make_scene
+from tests.feed_support import CREATE_POST, DELETE_POST, POST_FIELDS, Scene, add_event, scene
 from tests.support import GraphQLClient, WSClient
+
+__all__ = ["scene"]  # the fixture, re-exported for pytest
 
 SUBSCRIBE = f"""
 subscription Live($eventId: ID!, $after: String) {{
@@ -34,14 +37,7 @@ subscription Live($eventId: ID!, $after: String) {{
 
 
 @pytest.fixture
-async def scene(database: Database, token: Callable[..., str]) -> Scene:
-    return await make_scene(database, token)
-
-
-@pytest.fixture
 async def http(server: ServerThread) -> Any:
-    import httpx
-
     async with httpx.AsyncClient(base_url=server.http_url) as client:
         yield GraphQLClient(client)
 
@@ -83,8 +79,6 @@ async def test_subscriber_gets_created_and_deleted_posts_of_its_event_only(
     scene: Scene,
     database: Database,
 ) -> None:
-    from tests.feed_support import add_event
-
     other_event = await add_event(database, scene.organizer_id, title="Other")
     client: WSClient = await ws(token=scene.fan)
     op = await client.subscribe(SUBSCRIBE, {"eventId": str(scene.event_id)})

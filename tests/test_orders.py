@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from databases import Database
 from starlette.applications import Starlette
 
+import db.ticketing
 from db.core import connection
 from liventix.auth import Role
 from liventix.clock import FrozenClock
@@ -24,7 +26,10 @@ from tests.orders_support import (
     count,
     gateway,
     hold,
+    order_of,
     order_row,
+    paid_order,
+    pending_order,
     tier_counts,
     webhook,
     world,
@@ -50,7 +55,7 @@ async def test_purchase_end_to_end_over_http(
     hold_id = uuid.UUID(held["reserveTickets"]["hold"]["id"])
     result = await checkout(client, world.buyer_token, [hold_id])
     assert result["__typename"] == "CheckoutPayload", result
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
+    order = order_of(result)
     assert order["status"] == "PENDING" and order["totalCents"] == 3 * PRICE
     assert result["clientSecret"].startswith(result["paymentIntentId"])
     assert result["paymentIntentId"].startswith("pi_local_")
@@ -158,12 +163,8 @@ async def test_late_payment_with_capacity_left_issues_tickets(
     clock: FrozenClock,
     settings: Settings,
 ) -> None:
-    held = await hold(database, clock, world.buyer, world.tier_id, 2)
-    result = await checkout(client, world.buyer_token, [held])
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
+    order = await pending_order(client, database, world, clock, 2)
     clock.advance(901)
-    import db.ticketing
-
     await db.ticketing.sweep_expired_holds(database, clock.now())
     assert await tier_counts(database, world.tier_id) == (10, 0, 0)
     answer = await webhook(client, settings, "payment_intent.succeeded", order)
@@ -178,20 +179,21 @@ async def test_late_payment_without_capacity_refunds_automatically(
     clock: FrozenClock,
     settings: Settings,
     app: Starlette,
+    token: Callable[..., str],
 ) -> None:
     organizer = await add_user(database, "organizer")
     buyer, rival = await add_user(database), await add_user(database)
     _, tier_id, _ = await add_event(database, organizer, clock, quantity=2)
     late = await checkout(
         client,
-        mint(settings, buyer),
+        token(Role.USER, buyer),
         [await hold(database, clock, buyer, tier_id, 2)],
     )
     clock.advance(901)  # the buyer's hold lapses; a rival buys the last two seats
     rival_result = await checkout(
-        client, mint(settings, rival), [await hold(database, clock, rival, tier_id, 2)]
+        client, token(Role.USER, rival), [await hold(database, clock, rival, tier_id, 2)]
     )
-    rival_order = {**rival_result["order"], "paymentIntentId": rival_result["paymentIntentId"]}
+    rival_order = order_of(rival_result)
     assert (await webhook(client, settings, "payment_intent.succeeded", rival_order))[
         "result"
     ] == "paid"
@@ -204,7 +206,7 @@ async def test_late_payment_without_capacity_refunds_automatically(
     async with connection(database) as listener:
         await listener.add_listener("liventix", collect)
         try:
-            order = {**late["order"], "paymentIntentId": late["paymentIntentId"]}
+            order = order_of(late)
             answer = await webhook(client, settings, "payment_intent.succeeded", order)
             await listener.fetchval("SELECT 1")  # let the notification arrive
         finally:
@@ -226,27 +228,6 @@ async def test_late_payment_without_capacity_refunds_automatically(
     await assert_books_balanced(database)
 
 
-def mint(settings: Settings, user: uuid.UUID, role: Role = Role.USER) -> str:
-    from liventix.auth import mint_token
-
-    return mint_token(settings, user, role)
-
-
-async def _paid_order(
-    client: GraphQLClient,
-    database: Database,
-    world: World,
-    clock: FrozenClock,
-    settings: Settings,
-    quantity: int = 3,
-) -> dict[str, str | int]:
-    held = await hold(database, clock, world.buyer, world.tier_id, quantity)
-    result = await checkout(client, world.buyer_token, [held])
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
-    await webhook(client, settings, "payment_intent.succeeded", order)
-    return order
-
-
 async def test_refund_twice_refunds_once_and_returns_capacity_once(
     client: GraphQLClient,
     database: Database,
@@ -255,7 +236,7 @@ async def test_refund_twice_refunds_once_and_returns_capacity_once(
     settings: Settings,
     app: Starlette,
 ) -> None:
-    order = await _paid_order(client, database, world, clock, settings)
+    order = await paid_order(client, database, world, clock, 3)
     assert await tier_counts(database, world.tier_id) == (10, 0, 3)
     tickets = [
         e["node"] for e in (await client(MY_TICKETS, token=world.buyer_token))["myTickets"]["edges"]
@@ -307,11 +288,10 @@ async def test_users_and_organizers_see_only_their_own(
     database: Database,
     world: World,
     clock: FrozenClock,
-    settings: Settings,
 ) -> None:
-    order = await _paid_order(client, database, world, clock, settings, quantity=1)
-    stranger = mint(settings, await add_user(database))
-    rival_organizer = mint(settings, await add_user(database, "organizer"), Role.ORGANIZER)
+    order = await paid_order(client, database, world, clock, 1)
+    stranger = world.token(await add_user(database))
+    rival_organizer = world.token(await add_user(database, "organizer"), Role.ORGANIZER)
     order_q = "query ($id: ID!) { order(id: $id) { id contact { email } tickets { qrPayload } } }"
     event_orders = """query ($e: ID!) { eventOrders(eventId: $e) {
         __typename ... on OrderConnection { edges { node { id contact { email } } } }
@@ -353,7 +333,7 @@ async def test_event_orders_paginate_with_cursors(
         buyer = await add_user(database)
         await checkout(
             client,
-            mint(settings=world.settings, user=buyer),
+            world.token(buyer),
             [await hold(database, clock, buyer, world.tier_id, 1)],
         )
         clock.advance(1)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from databases import Database
 from starlette.applications import Starlette
@@ -31,6 +32,7 @@ from tests.orders_support import (
     assert_books_balanced,
     checkout,
     hold,
+    order_of,
     webhook,
     world,
 )
@@ -123,8 +125,6 @@ async def stripe_app(
 
 @pytest.fixture
 async def stripe_client(stripe_app: Starlette) -> AsyncIterator[GraphQLClient]:
-    import httpx
-
     transport = httpx.ASGITransport(app=stripe_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield GraphQLClient(http)
@@ -156,7 +156,7 @@ async def test_checkout_and_refund_call_stripe_with_keys_and_metadata(
     assert form["receipt_email"] == "sam@example.com"
     assert intents[0]["auth"] == "Bearer sk_test_liventix"
 
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
+    order = order_of(result)
     assert (await webhook(stripe_client, settings, "payment_intent.succeeded", order))[
         "result"
     ] == "paid"

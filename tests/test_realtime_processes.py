@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,76 +15,23 @@ import db.demo
 from db.core import transaction
 from db.notify import announce_tier
 from liventix.auth import Role
-from tests.conftest import free_port
-from tests.support import GraphQLClient, WSClient
+from tests.support import ApiProcess, GraphQLClient, WSClient
 from tests.test_realtime_ws import AVAILABILITY, EVENT, RESERVE
 
 pytestmark = pytest.mark.slow
 
 
-class ApiProcess:
-    """`liventix serve` in a subprocess, on its own port."""
-
-    def __init__(self, database_url: str) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "JOBS_ENABLED": "false",
-            "RATE_LIMIT_ENABLED": "false",
-            "ENVIRONMENT": "test",
-            "LOG_LEVEL": "warning",
-            "PORT": str(self.port),
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "liventix.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def ready(self, http: httpx.AsyncClient) -> None:
-        for _ in range(300):
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    self.process.stderr.read().decode() if self.process.stderr else ""
-                )
-            try:
-                if (await http.get(f"{self.url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError("API process did not become ready")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-
-
 @pytest.fixture
 async def two_processes(
-    database_url: str, database: Database
+    database_url: str, database: Database, tmp_path: Path
 ) -> AsyncIterator[tuple[ApiProcess, ApiProcess]]:
     await db.demo.seed(database)
-    a, b = ApiProcess(database_url), ApiProcess(database_url)
+    a, b = ApiProcess(database_url, tmp_path), ApiProcess(database_url, tmp_path)
     try:
-        async with httpx.AsyncClient() as http:
-            await asyncio.gather(a.ready(http), b.ready(http))
+        await asyncio.gather(a.ready(), b.ready())
         yield a, b
     finally:
-        a.stop()
-        b.stop()
+        await asyncio.gather(a.stop(), b.stop())
 
 
 async def test_change_through_one_process_reaches_a_subscriber_of_the_other_and_a_rollback_nobody(

@@ -12,9 +12,8 @@ import db.reconcile
 import db.refunds
 from db.core import transaction
 from liventix import jobs
-from liventix.auth import Role, mint_token
+from liventix.auth import Role
 from liventix.clock import FrozenClock
-from liventix.settings import Settings
 from tests.orders_support import (
     World,
     assert_books_balanced,
@@ -22,8 +21,8 @@ from tests.orders_support import (
     count,
     hold,
     order_row,
+    paid_order,
     tier_counts,
-    webhook,
     world,
 )
 from tests.support import GraphQLClient
@@ -41,7 +40,6 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
     database: Database,
     world: World,
     clock: FrozenClock,
-    settings: Settings,
 ) -> None:
     held = await hold(database, clock, world.buyer, world.tier_id, 2)
     result = await checkout(client, world.buyer_token, [held])
@@ -66,7 +64,7 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
     assert await tier_counts(database, world.free_tier_id) == (5, 0, 0)
     await assert_books_balanced(database)
 
-    admin = mint_token(settings, world.organizer, Role.ADMIN)
+    admin = world.token(world.organizer, Role.ADMIN)
     data = await client(
         """{ reconciliationReports { status items report }
              eventHealth { eventId sold healthScore paidOrdersWithoutTickets }
@@ -95,12 +93,8 @@ async def test_reconcile_retries_refunds_the_gateway_never_confirmed(
     database: Database,
     world: World,
     clock: FrozenClock,
-    settings: Settings,
 ) -> None:
-    held = await hold(database, clock, world.buyer, world.tier_id, 1)
-    result = await checkout(client, world.buyer_token, [held])
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
-    await webhook(client, settings, "payment_intent.succeeded", order)
+    order = await paid_order(client, database, world, clock, 1)
     app.state.services.payments.fail_next = True  # the gateway is down during the refund
     refund = await client(
         "mutation ($o: ID!) { refundOrder(orderId: $o) { __typename } }",
@@ -121,12 +115,8 @@ async def test_contacts_are_anonymized_long_after_the_event(
     database: Database,
     world: World,
     clock: FrozenClock,
-    settings: Settings,
 ) -> None:
-    held = await hold(database, clock, world.buyer, world.tier_id, 2)
-    result = await checkout(client, world.buyer_token, [held])
-    order = {**result["order"], "paymentIntentId": result["paymentIntentId"]}
-    await webhook(client, settings, "payment_intent.succeeded", order)
+    order = await paid_order(client, database, world, clock, 2)
     job = _job("anonymize_orders")
     clock.advance(timedelta(days=30 + 89).total_seconds())  # event over, 89 days later
     assert (await jobs.run_once(app.state.services, job)) == {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 import httpx
 import orjson
@@ -18,10 +17,9 @@ from tests.conftest import ServerThread
 from tests.orders_support import (
     World,
     assert_books_balanced,
-    checkout,
     count,
-    hold,
     order_row,
+    pending_order,
     tier_counts,
     webhook,
     world,
@@ -31,14 +29,6 @@ from tests.support import GraphQLClient
 __all__ = ["world"]
 
 
-async def _pending(
-    client: GraphQLClient, database: Database, world: World, clock: FrozenClock, qty: int = 2
-) -> dict[str, Any]:
-    held = await hold(database, clock, world.buyer, world.tier_id, qty)
-    result = await checkout(client, world.buyer_token, [held])
-    return {**result["order"], "paymentIntentId": result["paymentIntentId"]}
-
-
 async def test_bad_signatures_get_400_and_change_nothing(
     client: GraphQLClient,
     database: Database,
@@ -46,7 +36,7 @@ async def test_bad_signatures_get_400_and_change_nothing(
     clock: FrozenClock,
     settings: Settings,
 ) -> None:
-    order = await _pending(client, database, world, clock)
+    order = await pending_order(client, database, world, clock, 2)
     event = build_event(
         "payment_intent.succeeded",
         order_id=order["id"],
@@ -85,7 +75,7 @@ async def test_five_concurrent_deliveries_make_one_set_of_tickets(
 ) -> None:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
         client = GraphQLClient(http)
-        order = await _pending(client, database, world, clock, qty=3)
+        order = await pending_order(client, database, world, clock, 3)
         event = build_event(
             "payment_intent.succeeded",
             order_id=order["id"],
@@ -124,7 +114,7 @@ async def test_failure_after_success_leaves_the_order_paid(
     clock: FrozenClock,
     settings: Settings,
 ) -> None:
-    order = await _pending(client, database, world, clock)
+    order = await pending_order(client, database, world, clock, 2)
     assert (await webhook(client, settings, "payment_intent.succeeded", order))["result"] == "paid"
     failed = await webhook(client, settings, "payment_intent.payment_failed", order)
     assert failed["result"] == "unchanged"
@@ -140,7 +130,7 @@ async def test_failure_then_success_pays(
     settings: Settings,
 ) -> None:
     """A declined card keeps the holds; the buyer's second card succeeds on the same intent."""
-    order = await _pending(client, database, world, clock)
+    order = await pending_order(client, database, world, clock, 2)
     failed = await webhook(client, settings, "payment_intent.payment_failed", order)
     assert failed["result"] == "failed"
     row = await order_row(database, order["id"])
@@ -158,7 +148,7 @@ async def test_refund_before_success_is_final(
     clock: FrozenClock,
     settings: Settings,
 ) -> None:
-    order = await _pending(client, database, world, clock)
+    order = await pending_order(client, database, world, clock, 2)
     refunded = await webhook(client, settings, "charge.refunded", order)
     assert refunded["result"] == "refunded"
     assert await tier_counts(database, world.tier_id) == (10, 0, 0)  # holds released
@@ -177,7 +167,7 @@ async def test_refund_made_at_stripe_refunds_the_tickets(
     clock: FrozenClock,
     settings: Settings,
 ) -> None:
-    order = await _pending(client, database, world, clock)
+    order = await pending_order(client, database, world, clock, 2)
     await webhook(client, settings, "payment_intent.succeeded", order)
     answer = await webhook(client, settings, "refund.created", order)
     assert answer["result"] == "refunded"
@@ -217,7 +207,7 @@ async def test_the_cli_trigger_walks_an_order_to_paid_on_a_running_server(
 ) -> None:
     """What `liventix webhook payment_intent.succeeded --order <id>` does."""
     async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
-        order = await _pending(GraphQLClient(http), database, world, clock)
+        order = await pending_order(GraphQLClient(http), database, world, clock, 2)
     url = f"{server.http_url}/webhooks/stripe"
     response = await trigger(settings, "payment_intent.succeeded", uuid.UUID(order["id"]), url)
     assert response.status_code == 200 and response.json()["result"] == "paid"
