@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from databases import Database
 
 from db.core import transaction
+from db.feed import MediaItem
 
 ORGANIZER_ID = uuid.UUID("00000000-0000-4000-8000-00000000a001")
 FAN_ID = uuid.UUID("00000000-0000-4000-8000-00000000f001")
@@ -83,13 +84,12 @@ async def seed(database: Database, now: datetime | None = None) -> None:
                         ORGANIZER_ID,
                         "Doors open one hour before start.",
                         [
-                            {
-                                "url": "https://cdn.liventix.example/venue.jpg",
-                                "kind": "IMAGE",
-                                "width": 1600,
-                                "height": 900,
-                                "durationSeconds": None,
-                            }
+                            MediaItem(
+                                url="https://cdn.liventix.example/venue.jpg",
+                                kind="image",
+                                width=1600,
+                                height=900,
+                            ).to_json()
                         ],
                     ),
                 ],

@@ -72,3 +72,47 @@ async def test_two_servers_started_together_on_an_empty_database_both_come_up(
         assert await recorded_versions(empty_database_url) == VERSIONS
     finally:
         await asyncio.gather(*(process.stop() for process in processes))
+
+
+async def test_media_kinds_written_upper_case_are_repaired(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier demo seed stored `"kind": "IMAGE"`; the migration that forbids it first
+    turns such rows into the lower-case kinds the API reads."""
+    everything = db.migrate.available()
+    before = [m for m in everything if m.version < "0005"]
+    monkeypatch.setattr(db.migrate, "available", lambda: before)
+    await db.migrate.migrate(empty_database_url)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        organizer = await conn.fetchval(
+            "INSERT INTO users.profiles (id, role) VALUES (gen_random_uuid(), 'organizer')"
+            " RETURNING id"
+        )
+        event = await conn.fetchval(
+            """INSERT INTO events.events (organizer_id, title, start_at, end_at, time_zone)
+               VALUES ($1, 'Old demo', now(), now() + interval '1 hour', 'UTC') RETURNING id""",
+            organizer,
+        )
+        media = '[{"url": "https://x.example/a.jpg", "kind": "IMAGE", "width": 1, "height": 1}]'
+        await conn.execute(
+            "INSERT INTO feed.posts (event_id, author_id, media) VALUES ($1, $2, $3::jsonb)",
+            event,
+            organizer,
+            media,
+        )
+        monkeypatch.setattr(db.migrate, "available", lambda: everything)
+        assert await db.migrate.migrate(empty_database_url) == VERSIONS[len(before) :]
+        kinds = await conn.fetchval(
+            "SELECT jsonb_path_query_array(media, '$[*].kind')::text FROM feed.posts"
+        )
+        assert kinds == '["image"]'
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO feed.posts (event_id, author_id, media) VALUES ($1, $2, $3::jsonb)",
+                event,
+                organizer,
+                media,
+            )
+    finally:
+        await conn.close()
