@@ -4,11 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+
+DEFAULT_ADMIN_URL = os.environ.get(
+    "BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def postgres_server(admin_url: str = DEFAULT_ADMIN_URL) -> Iterator[str]:
+    """The admin URL of the server at `admin_url` if it answers, else of an embedded
+    PostgreSQL in a temporary directory (so `make bench` needs no server installed).
+
+    Call it outside `asyncio.run`: it runs its own short event loop to probe.
+    """
+    if asyncio.run(_reachable(admin_url)):
+        parts = urlsplit(admin_url)
+        print(f"PostgreSQL: {parts.hostname}:{parts.port or 5432}", flush=True)
+        yield admin_url
+        return
+    from liventix.embedded import server_url, start_embedded
+
+    with tempfile.TemporaryDirectory(prefix="lvx-bench-") as tmp:
+        server = start_embedded(Path(tmp))
+        print(f"PostgreSQL: embedded (nothing answered at {admin_url})", flush=True)
+        try:
+            yield str(server_url(server, "postgres"))
+        finally:
+            server.cleanup()
+
+
+async def _reachable(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
 
 
 def free_port() -> int:

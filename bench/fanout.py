@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import multiprocessing as mp
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import db.demo
 import db.migrate
-from bench.common import drop_database, free_port, fresh_database, wait_ready
+from bench.common import (
+    DEFAULT_ADMIN_URL,
+    drop_database,
+    free_port,
+    fresh_database,
+    postgres_server,
+    wait_ready,
+)
 from db.core import create_database
 from db.notify import announce_tier
 
@@ -366,17 +371,6 @@ async def run(admin_url: str, subscribers: int, unshared: bool) -> dict[str, flo
         await drop_database(admin_url, name)
 
 
-def admin_url_or_embedded(given: str | None, stack: contextlib.ExitStack) -> str:
-    if given:
-        return given
-    from liventix.embedded import server_url, start_embedded
-
-    data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-    server = start_embedded(data_dir)
-    stack.callback(server.cleanup)
-    return str(server_url(server, "postgres"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, action="append", help="subscribers (repeatable)")
@@ -389,14 +383,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL"),
-        help="PostgreSQL admin URL (default: an embedded server)",
+        default=DEFAULT_ADMIN_URL,
+        help="PostgreSQL admin URL (default: the local server, else an embedded one)",
     )
     args = parser.parse_args()
     raise_fd_limit()
     sizes = args.n or [1, 100, 1000, 10000]
-    with contextlib.ExitStack() as stack:
-        admin_url = admin_url_or_embedded(args.admin_url, stack)
+    with postgres_server(args.admin_url) as admin_url:
         header = (
             f"{'subscribers':>11} {'to last p50':>12} {'to last p99':>12} {'all p50':>9} "
             f"{'all p99':>9} {'CPU/change':>11} {'CPU/deliv.':>11} {'RSS/sub':>9} {'lost':>5}"

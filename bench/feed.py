@@ -3,7 +3,7 @@
     .venv/bin/python bench/feed.py [--admin-url URL] [--duration 10] [--connections 32]
 
 1. Creates a fresh database on the PostgreSQL server at `--admin-url` (default: the
-   local server), seeds one published event with 200 posts by 20 authors, and starts
+   local server, else an embedded one), seeds one published event with 200 posts by 20 authors, and starts
    `liventix serve --workers 2` against it.
 2. Page load: `eventFeed(first: 20)` with author and event over HTTP with
    `--connections` connections, using `wrk` when installed (a C load generator; a Python
@@ -40,7 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import db.migrate  # noqa: E402
-from bench.common import drop_database, fresh_database, wait_ready  # noqa: E402
+from bench.common import (  # noqa: E402
+    DEFAULT_ADMIN_URL,
+    drop_database,
+    fresh_database,
+    postgres_server,
+    wait_ready,
+)
 from liventix.auth import Role, mint_token  # noqa: E402
 from liventix.settings import load_settings  # noqa: E402
 
@@ -281,21 +287,28 @@ async def live_latency(
     }
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--admin-url",
+        default=DEFAULT_ADMIN_URL,
+        help="PostgreSQL admin URL (default: the local server, else an embedded one)",
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--subscribers", default="1,100,1000")
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace, admin_url: str) -> None:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     name = f"liventix_bench_feed_{os.getpid()}"
-    url, event_id, fan = await prepare(args.admin_url, name)
+    url, event_id, fan = await prepare(admin_url, name)
     base = f"http://127.0.0.1:{args.port}"
     server = start_server(url, args.port, args.workers)
     try:
@@ -346,8 +359,10 @@ async def main() -> None:
             server.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-        await drop_database(args.admin_url, name)
+        await drop_database(admin_url, name)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    with postgres_server(arguments.admin_url) as admin:
+        asyncio.run(main(arguments, admin))

@@ -30,7 +30,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,7 +48,13 @@ sys.path.insert(0, str(ROOT))
 import db.events  # noqa: E402
 import db.migrate  # noqa: E402
 import db.ticketing  # noqa: E402
-from bench.common import drop_database, free_port, fresh_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    DEFAULT_ADMIN_URL,
+    drop_database,
+    free_port,
+    fresh_database,
+    postgres_server,
+)
 from db.core import create_database, transaction  # noqa: E402
 from liventix.auth import Role, mint_token  # noqa: E402
 from liventix.settings import load_settings  # noqa: E402
@@ -87,28 +92,6 @@ class Outcome:
     @property
     def p50(self) -> float:
         return statistics.median(self.latencies)
-
-
-@contextlib.asynccontextmanager
-async def admin_url(given: str) -> AsyncIterator[str]:
-    """The system server if reachable, else an embedded one in a temporary directory."""
-    try:
-        conn = await asyncpg.connect(given, timeout=3)
-        await conn.close()
-        print(f"PostgreSQL: {urlsplit(given).hostname}:{urlsplit(given).port or 5432}")
-        yield given
-        return
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        pass
-    from liventix.embedded import server_url, start_embedded
-
-    with tempfile.TemporaryDirectory(prefix="lvx-bench-") as tmp:
-        server = await asyncio.to_thread(start_embedded, Path(tmp))
-        print("PostgreSQL: embedded")
-        try:
-            yield server_url(server, "postgres")
-        finally:
-            await asyncio.to_thread(server.cleanup)
 
 
 async def seed(url: str, capacity: int, buyers: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
@@ -352,36 +335,35 @@ def tally(label: str, answers: list[str], latencies: list[float], wall: float) -
     )
 
 
-async def main(args: argparse.Namespace) -> int:
-    async with admin_url(args.admin_url) as admin:
-        name = f"lvx_bench_flash_{os.getpid()}"
-        url = await fresh_database(admin, name)
-        try:
-            await db.migrate.migrate(url)
-            (api_tier, direct_tier), users = await seed(url, args.capacity, args.buyers)
-            print(f"{args.buyers} buyers, capacity {args.capacity}, pool {POOL_MAX}")
-            async with serve(url) as base:
-                api = await api_race(base, api_tier, users[: args.buyers])
-            direct = await direct_race(url, direct_tier, users[args.buyers :])
-            api.oversold = max(await oversold(url, api_tier))
-            direct.oversold = max(await oversold(url, direct_tier))
-            print(api.summary())
-            print(direct.summary())
-            print(
-                f"  ratio API/direct: throughput "
-                f"{(api.held / api.wall) / (direct.held / direct.wall):.2f}"
-                f"  p50 latency {api.p50 / direct.p50:.2f}x"
-            )
-            expected = min(args.capacity, args.buyers)
-            ok = (
-                api.oversold == direct.oversold == 0
-                and api.held == direct.held == expected
-                and api.failed == direct.failed == 0
-            )
-            print("OK: never oversold, exactly K held" if ok else "FAILED")
-            return 0 if ok else 1
-        finally:
-            await drop_database(admin, name)
+async def main(args: argparse.Namespace, admin: str) -> int:
+    name = f"lvx_bench_flash_{os.getpid()}"
+    url = await fresh_database(admin, name)
+    try:
+        await db.migrate.migrate(url)
+        (api_tier, direct_tier), users = await seed(url, args.capacity, args.buyers)
+        print(f"{args.buyers} buyers, capacity {args.capacity}, pool {POOL_MAX}")
+        async with serve(url) as base:
+            api = await api_race(base, api_tier, users[: args.buyers])
+        direct = await direct_race(url, direct_tier, users[args.buyers :])
+        api.oversold = max(await oversold(url, api_tier))
+        direct.oversold = max(await oversold(url, direct_tier))
+        print(api.summary())
+        print(direct.summary())
+        print(
+            f"  ratio API/direct: throughput "
+            f"{(api.held / api.wall) / (direct.held / direct.wall):.2f}"
+            f"  p50 latency {api.p50 / direct.p50:.2f}x"
+        )
+        expected = min(args.capacity, args.buyers)
+        ok = (
+            api.oversold == direct.oversold == 0
+            and api.held == direct.held == expected
+            and api.failed == direct.failed == 0
+        )
+        print("OK: never oversold, exactly K held" if ok else "FAILED")
+        return 0 if ok else 1
+    finally:
+        await drop_database(admin, name)
 
 
 if __name__ == "__main__":
@@ -390,6 +372,9 @@ if __name__ == "__main__":
     parser.add_argument("--capacity", type=int, default=100)
     parser.add_argument(
         "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=DEFAULT_ADMIN_URL,
+        help="PostgreSQL admin URL (default: the local server, else an embedded one)",
     )
-    raise SystemExit(asyncio.run(main(parser.parse_args())))
+    args = parser.parse_args()
+    with postgres_server(args.admin_url) as admin:
+        raise SystemExit(asyncio.run(main(args, admin)))

@@ -22,6 +22,9 @@ fi
 
 web_stamp="web/node_modules/.installed-$(sha256sum web/package-lock.json | cut -c1-16)"
 if [ ! -f "$web_stamp" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    bash scripts/apt-install.sh npm || true  # without it, the page explains what is missing
+  fi
   if command -v npm >/dev/null 2>&1; then
     echo "==> installing GraphiQL assets (npm ci in web/)"
     (cd web && npm ci --no-audit --no-fund --loglevel=error)

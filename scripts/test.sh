@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/test-tools.sh
 VENV="${VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
 

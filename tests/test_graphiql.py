@@ -34,15 +34,16 @@ from tests.conftest import ServerThread
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
-pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(
-        not graphiql.assets_installed(DEFAULT_GRAPHIQL_ASSETS_DIR),
-        reason="GraphiQL assets not installed (make setup runs npm ci in web/)",
-    ),
-]
+
+@pytest.fixture(autouse=True)
+def browser_and_assets() -> None:
+    """`make test` installs both; a missing one fails here rather than skipping the test,
+    so a machine that silently never runs the browser cannot pass."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} missing: run `make test` (scripts/test-tools.sh)"
+    assert graphiql.assets_installed(DEFAULT_GRAPHIQL_ASSETS_DIR), (
+        "GraphiQL assets missing: run `make setup` (npm ci in web/)"
+    )
+
 
 CHROMIUM_FLAGS = (
     "--headless",
