@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 
@@ -154,7 +155,9 @@ def add_commands(commands: Any) -> None:
     )
     hook.add_argument("event_type", choices=EVENT_TYPES)
     hook.add_argument("--order", type=uuid.UUID, required=True, help="order id")
-    hook.add_argument("--url", help="webhook URL (default: this host's /webhooks/stripe)")
+    hook.add_argument(
+        "--url", help="webhook URL (default: /webhooks/stripe on HOST and PORT, as `serve` binds)"
+    )
     hook.set_defaults(handler=_webhook_command)
     reconcile = commands.add_parser(
         "reconcile", help="repair paid orders without tickets and drifted counters; report"
@@ -162,15 +165,49 @@ def add_commands(commands: Any) -> None:
     reconcile.set_defaults(handler=_reconcile_command)
 
 
+# A wildcard bind address accepts connections on every interface but is not itself an
+# address to connect to: the loopback of the same family reaches the server.
+_CONNECTABLE = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def local_webhook_url(settings: Settings) -> str:
+    """The webhook URL of the server `liventix serve` runs with these settings.
+
+    HOST and PORT are what `serve` binds (a wildcard becomes loopback), so the
+    command reaches a server started with the same environment.
+    """
+    host = _CONNECTABLE.get(settings.host, settings.host)
+    if ":" in host and not host.startswith("["):  # an IPv6 literal needs brackets
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/webhooks/stripe"
+
+
 def _webhook_command(settings: Settings, args: argparse.Namespace) -> int:
-    url = args.url or f"http://{settings.host}:{settings.port}/webhooks/stripe"
+    url = args.url or local_webhook_url(settings)
     try:
         response = asyncio.run(trigger(settings, args.event_type, args.order, url))
-    except (LookupError, httpx.HTTPError) as exc:
+    except LookupError as exc:
         print(f"liventix: {exc}", file=sys.stderr)
+        return 1
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # httpx's own message ("All connection attempts failed") does not say where.
+        hint = "" if args.url else " (is `liventix serve` running with this HOST and PORT?)"
+        print(
+            f"liventix: could not send the event to {url}: {_one_line(exc)}{hint}", file=sys.stderr
+        )
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:  # the order is read first
+        print(
+            f"liventix: could not read the order from the database: {_one_line(exc)}",
+            file=sys.stderr,
+        )
         return 1
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _reconcile_command(settings: Settings, args: argparse.Namespace) -> int:

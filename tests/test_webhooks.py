@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 from databases import Database
 
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
 from liventix.stripe_cli import build_event, send_event, sign, trigger
+from liventix.webhooks import MalformedEvent, parse_event
 from tests.conftest import ServerThread
 from tests.orders_support import (
     World,
     assert_books_balanced,
     count,
     order_row,
+    paid_order,
     pending_order,
     tier_counts,
     webhook,
@@ -213,3 +219,107 @@ async def test_the_cli_trigger_walks_an_order_to_paid_on_a_running_server(
     assert response.status_code == 200 and response.json()["result"] == "paid"
     assert (await order_row(database, order["id"]))["status"] == "paid"
     await assert_books_balanced(database)
+
+
+def _refund_event(order: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return build_event(
+        "charge.refunded",
+        order_id=order["id"],
+        payment_intent_id=order["paymentIntentId"],
+        amount_cents=order["totalCents"],
+        event_id=event_id,
+    )
+
+
+def _object(event: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = event["data"]["object"]
+    return found
+
+
+# Each breaks one field we read in a full refund of the paid order; `True` when the
+# event has no usable id of its own, so it is recorded under the body's hash.
+MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], object], bool]] = {
+    "amount not a number": (lambda e: _object(e).update(amount_refunded="abc"), False),
+    "amount a boolean": (lambda e: _object(e).update(amount_refunded=True), False),
+    "amount negative": (lambda e: _object(e).update(amount_refunded=-5), False),
+    "amount a float": (lambda e: _object(e).update(amount_refunded=25.5), False),
+    "object a list": (lambda e: e["data"].update(object=[_object(e)]), False),
+    "data missing": (lambda e: e.pop("data"), False),
+    "type missing": (lambda e: e.pop("type"), False),
+    "type a number": (lambda e: e.update(type=7), False),
+    "metadata a string": (lambda e: _object(e).update(metadata="order"), False),
+    "order id a number": (lambda e: _object(e).update(metadata={"order_id": 5}), False),
+    "intent id an object": (lambda e: _object(e).update(payment_intent={"id": "pi"}), False),
+    "id an int": (lambda e: e.update(id=42), True),
+    "id missing": (lambda e: e.pop("id"), True),
+    "id with a NUL byte": (lambda e: e.update(id="evt_\x00"), True),
+    "id too long": (lambda e: e.update(id="evt_" + "x" * 5000), True),
+}
+
+
+async def test_signed_malformed_events_are_400_recorded_once_and_change_nothing(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """A correctly signed body we cannot read is refused (Stripe retries, a person
+    looks), recorded once as rejected however often it comes, and touches no order."""
+    order = await paid_order(client, database, world, clock, 2)
+    before = await order_row(database, order["id"])
+    bodies = {}
+    for index, (name, (corrupt, synthetic)) in enumerate(MALFORMED.items()):
+        event = _refund_event(order, f"evt_malformed_{index}")
+        corrupt(event)
+        body = orjson.dumps(event)
+        bodies[name] = (
+            body,
+            f"rejected:{hashlib.sha256(body).hexdigest()}"
+            if synthetic
+            else f"evt_malformed_{index}",
+        )
+    bodies["not JSON"] = (b"{not json", f"rejected:{hashlib.sha256(b'{not json').hexdigest()}")
+    bodies["not an object"] = (b"[1, 2]", f"rejected:{hashlib.sha256(b'[1, 2]').hexdigest()}")
+
+    secret = settings.stripe_webhook_secret
+    for name, (body, recorded_id) in bodies.items():
+        for _ in range(2):  # Stripe redelivers what it did not get a 2xx for
+            response = await client.http.post(
+                "/webhooks/stripe",
+                content=body,
+                headers={"Stripe-Signature": sign(body, secret)},
+            )
+            assert response.status_code == 400, (name, response.text)
+            assert response.json()["error"] == "malformed event", name
+        rows = await count(
+            database,
+            """SELECT count(*) FROM ticketing.stripe_events
+                WHERE id = $1 AND result LIKE 'rejected:%' AND processed_at IS NOT NULL""",
+            recorded_id,
+        )
+        assert rows == 1, name
+
+    assert (
+        await count(database, "SELECT count(*) FROM ticketing.stripe_events") == len(bodies) + 1
+    )  # + the success that paid the order
+    assert await order_row(database, order["id"]) == before
+    assert (
+        await count(database, "SELECT count(*) FROM ticketing.tickets WHERE status = 'issued'") == 2
+    )
+    assert await count(database, "SELECT count(*) FROM ticketing.refunds") == 0
+    assert await tier_counts(database, world.tier_id) == (10, 0, 2)
+    await assert_books_balanced(database)
+    # The control: the well-formed refund is applied.
+    assert (await webhook(client, settings, "charge.refunded", order))["result"] == "refunded"
+
+
+def test_the_parser_names_the_malformed_field() -> None:
+    event = _refund_event(
+        {"id": str(uuid.uuid4()), "paymentIntentId": "pi_1", "totalCents": 1}, "evt_1"
+    )
+    _object(event)["amount_refunded"] = "abc"
+    with pytest.raises(MalformedEvent) as caught:
+        parse_event(event)
+    assert "data.object.amount_refunded" in caught.value.reason
+    assert (caught.value.event_id, caught.value.event_type) == ("evt_1", "charge.refunded")
