@@ -1,7 +1,9 @@
 """Check-in: scanning a ticket's QR token at the door of its event.
 
-One scan is one transaction, opened here: the ticket and its token are locked together,
-so two scanners at two doors admit the holder once and both scans are counted.
+One scan is one transaction, opened here (retried on a deadlock or serialization
+failure): the ticket and then its token are locked, the tail of the lock order written
+in `db.ticketing`, so two scanners at two doors admit the holder once and both scans
+are counted.
 
 Error codes raised (as `OrderError`): TOKEN_NOT_FOUND, NOT_ALLOWED.
 """
@@ -14,7 +16,7 @@ from datetime import datetime
 
 from databases import Database
 
-from db.core import transaction
+from db.core import retry_transient, transaction
 from db.order_records import OrderError, TicketRecord
 
 
@@ -27,6 +29,7 @@ class CheckIn:
     refusal: str | None = None
 
 
+@retry_transient
 async def check_in(
     database: Database,
     *,

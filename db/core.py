@@ -5,29 +5,77 @@ helpers here enter and leave it in the same task, with a timeout on acquire so a
 saturated pool fails fast instead of queueing requests forever. Queries go through
 the raw asyncpg connection: `$n` parameters, prepared-statement caching and no SQL
 compilation step on the hot path.
+
+`retry_transient` runs a repository function again when PostgreSQL aborted its
+transaction as a serialization failure or a deadlock victim (SQLSTATE 40001 / 40P01):
+those errors mean "nothing was written, try again", so a bounded retry turns a rare
+collision into a slower success instead of an "Unexpected error" for the client.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
 from databases import Database
 
-ACQUIRE_TIMEOUT_SECONDS = 5.0
+DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
+# Attempts in all (the first included) before a transient failure reaches the caller.
+RETRY_ATTEMPTS = 5
+# Upper bound of the random pause before retry n is RETRY_BACKOFF_SECONDS * 2**n, so
+# two victims of the same collision do not collide again in lockstep.
+RETRY_BACKOFF_SECONDS = 0.005
+TRANSIENT_ERRORS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+log = logging.getLogger("db.core")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# How many `transaction()` blocks the current task is inside: a retry is only sound
+# around the outermost one (an inner savepoint cannot undo the outer locks).
+_depth: ContextVar[int] = ContextVar("db_transaction_depth", default=0)
 
 
 class PoolTimeout(Exception):
     """No pooled connection became free within the acquire timeout."""
 
 
-def create_database(url: str, *, min_size: int = 2, max_size: int = 10) -> Database:
-    """A `databases.Database` whose asyncpg connections decode json/jsonb natively."""
-    return Database(url, min_size=min_size, max_size=max_size, init=_init_connection)
+class PooledDatabase(Database):
+    """A `databases.Database` that knows how long to wait for a pooled connection."""
+
+    def __init__(self, url: str, *, acquire_timeout: float, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.acquire_timeout = acquire_timeout
+
+
+def create_database(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+) -> PooledDatabase:
+    """A pool whose asyncpg connections decode json/jsonb natively.
+
+    `acquire_timeout` (seconds) bounds every wait for a free connection; past it
+    `connection()` raises `PoolTimeout`.
+    """
+    if acquire_timeout <= 0:
+        raise ValueError("acquire_timeout must be positive")
+    return PooledDatabase(
+        url,
+        acquire_timeout=acquire_timeout,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+    )
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -40,12 +88,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+def _acquire_timeout(database: Database) -> float:
+    if isinstance(database, PooledDatabase):
+        return database.acquire_timeout
+    return DEFAULT_ACQUIRE_TIMEOUT_SECONDS
+
+
 @asynccontextmanager
 async def connection(database: Database) -> AsyncIterator[asyncpg.Connection]:
-    """The task's pooled connection, outside any transaction (single-statement reads)."""
+    """The task's pooled connection, outside any transaction (single-statement reads).
+
+    Raises `PoolTimeout` when no connection is free within the database's acquire
+    timeout (`create_database(acquire_timeout=...)`).
+    """
     conn = database.connection()
     try:
-        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
+        async with asyncio.timeout(_acquire_timeout(database)):
             await conn.__aenter__()
     except TimeoutError:
         raise PoolTimeout("database pool exhausted") from None
@@ -64,6 +122,46 @@ async def transaction(
     Nested use in the same task becomes a savepoint (databases' transaction stack).
     """
     kwargs: dict[str, Any] = {"isolation": isolation} if isolation else {}
-    # Within the task, `database.connection()` is the connection just acquired.
-    async with connection(database), database.connection().transaction(**kwargs):
-        yield database.connection().raw_connection
+    depth = _depth.set(_depth.get() + 1)
+    try:
+        # Within the task, `database.connection()` is the connection just acquired.
+        async with connection(database), database.connection().transaction(**kwargs):
+            yield database.connection().raw_connection
+    finally:
+        _depth.reset(depth)
+
+
+def retry_transient(
+    operation: Callable[_P, Awaitable[_T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Decorate a repository function to rerun it on serialization failure or deadlock.
+
+    The function must be all-or-nothing: one transaction (or a sequence that is safe to
+    repeat from the start) and no side effect outside the database before it returns
+    (``pg_notify`` inside the transaction is fine: it is delivered only on commit).
+    Up to `RETRY_ATTEMPTS` runs with a short random backoff; the last failure is
+    raised. Called inside another transaction of the same task it runs once, since
+    only the outermost transaction can be retried.
+    """
+
+    @functools.wraps(operation)
+    async def retrying(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if _depth.get() > 0:
+            return await operation(*args, **kwargs)
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                return await operation(*args, **kwargs)
+            except TRANSIENT_ERRORS as exc:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                log.warning(
+                    "retrying %s after %s (attempt %d of %d)",
+                    operation.__qualname__,
+                    type(exc).__name__,
+                    attempt + 1,
+                    RETRY_ATTEMPTS,
+                )
+                await asyncio.sleep(random.uniform(0, RETRY_BACKOFF_SECONDS * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return retrying

@@ -1,10 +1,13 @@
 """Checkout, order completion and payment events: the money side of the revenue path.
 
-Every public function is one business operation in one transaction, opened here; the
-order row is locked before its status is read and statuses only move forward (see
-`db.order_records`). Calls to the payment gateway never happen here: functions return
-what must be settled after commit (see `liventix.payments`). Refund rows are written by
-`db.refunds`, inside the transaction of the completion or payment event that owes them.
+Every public function is one business operation in one transaction, opened here (and
+retried from the start on a serialization failure or deadlock, `db.core.retry_transient`);
+the order row is locked before its status is read and statuses only move forward (see
+`db.order_records`). Row locks follow the one order written in `db.ticketing`: orders,
+then tiers, then holds, then tickets. Calls to the payment gateway never happen here:
+functions return what must be settled after commit (see `liventix.payments`). Refund
+rows are written by `db.refunds`, inside the transaction of the completion or payment
+event that owes them.
 
 Error codes raised (as `OrderError`): CONFLICT, HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS,
 MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND.
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta
 import asyncpg
 from databases import Database
 
-from db.core import transaction
+from db.core import retry_transient, transaction
 from db.notify import announce_tier, publish
 from db.order_records import (
     FINAL_STATUSES,
@@ -37,6 +40,8 @@ from db.refunds import RefundRecord, insert_refund, refund_tickets_locked
 from db.ticketing import return_seats
 
 LATE_REFUND_REASON = "sold_out_after_hold_expired"
+# Restarts of a checkout whose holds a concurrent checkout attached to its own order.
+CHECKOUT_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,16 @@ def validate_contact(contact: Contact) -> Contact:
 
 @dataclass(frozen=True, slots=True)
 class Checkout:
-    """A checked-out order; `reused` when the same holds were already checked out."""
+    """A checked-out order; `reused` when the same holds were already checked out.
+
+    `receipt_email` is the one the payment intent is created with: the first
+    checkout's, so a repeat sends the gateway exactly the same request.
+    """
 
     order: OrderRecord
     reused: bool
     tickets: list[TicketRecord] = field(default_factory=list)
+    receipt_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,46 +112,48 @@ async def create_pending_order(
 
     Holds stay active and reserved; they point at the order until it is paid (they are
     converted) or fails (they stay reusable until they expire). Checking out the same
-    holds again returns the same pending order (a double submit is harmless); checking
-    out an overlapping set cancels the earlier pending order. A free order (total 0) is
-    then completed by `complete_order` in its own transaction (no lock on tiers is
-    taken here, so checkout never waits behind the sweeper). Raises `OrderError`
-    (HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES, CONTACT_INVALID,
-    CONFLICT) before writing anything.
+    holds again, even concurrently, returns the same order (`reused`): a pending one
+    takes the new contact details, a completed one is returned as it is. Checking out
+    an overlapping set cancels the earlier pending order. A free order (total 0) is
+    then completed by `complete_order` in its own transaction. Locks follow the order
+    in `db.ticketing`: the orders the holds point at, their tiers (FOR KEY SHARE, so
+    checkout never waits for buyers of the same tier), then the holds. Raises
+    `OrderError` (HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES,
+    CONTACT_INVALID, CONFLICT) before writing anything.
     """
     contact = validate_contact(contact)
     wanted = sorted(set(hold_ids))
     if not wanted:
         raise OrderError("Choose at least one hold", code="HOLD_NOT_FOUND", field="holdIds")
+    for _ in range(CHECKOUT_ATTEMPTS):
+        try:
+            return await _checkout_once(database, user_id, wanted, contact, now)
+        except _HoldsMoved:
+            continue
+    raise OrderError("Your checkout changed concurrently; try again", code="CONFLICT")
+
+
+class _HoldsMoved(Exception):
+    """A concurrent checkout attached the holds to an order we had not locked: restart."""
+
+
+@retry_transient
+async def _checkout_once(
+    database: Database,
+    user_id: uuid.UUID,
+    wanted: list[uuid.UUID],
+    contact: Contact,
+    now: datetime,
+) -> Checkout:
+    """One attempt of `create_pending_order`, in one transaction (see there)."""
     async with transaction(database) as conn:
-        # Lock order: orders, then tiers, then holds (as completion and the sweeper do).
-        previous = await conn.fetch(
-            """SELECT DISTINCT order_id FROM ticketing.ticket_holds
-                WHERE id = ANY($1::uuid[]) AND user_id = $2 AND order_id IS NOT NULL""",
-            wanted,
-            user_id,
-        )
-        locked = sorted(r["order_id"] for r in previous)
-        if locked:
-            await conn.execute(
-                """SELECT 1 FROM ticketing.orders WHERE id = ANY($1::uuid[])
-                    ORDER BY id FOR UPDATE""",
-                locked,
-            )
-        holds = await conn.fetch(
-            """SELECT h.id, h.tier_id, h.event_id, h.quantity, h.status, h.expires_at,
-                      h.order_id, o.status AS order_status
-                 FROM ticketing.ticket_holds h
-                 LEFT JOIN ticketing.orders o ON o.id = h.order_id
-                WHERE h.id = ANY($1::uuid[]) AND h.user_id = $2
-                ORDER BY h.id
-                  FOR UPDATE OF h""",
-            wanted,
-            user_id,
-        )
-        if any(h["order_id"] is not None and h["order_id"] not in locked for h in holds):
-            raise OrderError("Your checkout changed concurrently; try again", code="CONFLICT")
-        if len(holds) != len(wanted) or any(h["status"] == "converted" for h in holds):
+        holds = await _lock_holds(conn, user_id, wanted)
+        if len(holds) != len(wanted):
+            raise OrderError("Hold not found", code="HOLD_NOT_FOUND", field="holdIds")
+        done = await _completed_checkout(conn, holds, wanted)
+        if done is not None:
+            return done
+        if any(h["status"] == "converted" for h in holds):
             raise OrderError("Hold not found", code="HOLD_NOT_FOUND", field="holdIds")
         if any(h["status"] != "active" or h["expires_at"] <= now for h in holds):
             raise OrderError(
@@ -155,29 +167,125 @@ async def create_pending_order(
             )
         pending = {h["order_id"] for h in holds if h["order_status"] == "pending"}
         if len(pending) == 1 and all(h["order_id"] in pending for h in holds):
-            existing = await _same_holds_order(conn, pending.pop(), wanted)
-            if existing is not None:
-                return Checkout(order=existing, reused=True)
+            order_id = next(iter(pending))
+            if await _order_holds(conn, order_id) == wanted:
+                return await _repeat_pending(conn, order_id, contact, now)
         if pending:
             await _cancel_orders(conn, list(pending), "superseded by a new checkout", now)
         order = await _insert_order(conn, user_id, holds, contact, now)
-    return Checkout(order=order, reused=False)
+    return Checkout(order=order, reused=False, receipt_email=contact.email)
 
 
-async def _same_holds_order(
-    conn: asyncpg.Connection, order_id: uuid.UUID, wanted: list[uuid.UUID]
-) -> OrderRecord | None:
-    attached = await conn.fetch(
+async def _lock_holds(
+    conn: asyncpg.Connection, user_id: uuid.UUID, wanted: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """Lock, in the documented order, the orders the holds point at, their tiers, the holds.
+
+    Which orders and tiers is read without a lock first; a hold's tier never changes,
+    but its order may have been set meanwhile by a concurrent checkout of the same
+    holds, which raises `_HoldsMoved` so the caller starts again and finds that order.
+    """
+    seen = await conn.fetch(
+        """SELECT tier_id, order_id FROM ticketing.ticket_holds
+            WHERE id = ANY($1::uuid[]) AND user_id = $2""",
+        wanted,
+        user_id,
+    )
+    orders = sorted({r["order_id"] for r in seen if r["order_id"] is not None})
+    if orders:
+        await conn.execute(
+            """SELECT 1 FROM ticketing.orders WHERE id = ANY($1::uuid[])
+                ORDER BY id FOR UPDATE""",
+            orders,
+        )
+    # FOR KEY SHARE is the lock the order items' foreign key takes anyway: taken here,
+    # before the holds, it cannot close a cycle with a release or expiry of these holds.
+    await conn.execute(
+        """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
+            ORDER BY id FOR KEY SHARE""",
+        sorted({r["tier_id"] for r in seen}),
+    )
+    holds: list[asyncpg.Record] = await conn.fetch(
+        """SELECT h.id, h.tier_id, h.event_id, h.quantity, h.status, h.expires_at,
+                  h.order_id, o.status AS order_status
+             FROM ticketing.ticket_holds h
+             LEFT JOIN ticketing.orders o ON o.id = h.order_id
+            WHERE h.id = ANY($1::uuid[]) AND h.user_id = $2
+            ORDER BY h.id
+              FOR UPDATE OF h""",
+        wanted,
+        user_id,
+    )
+    if any(h["order_id"] is not None and h["order_id"] not in orders for h in holds):
+        raise _HoldsMoved
+    return holds
+
+
+async def _order_holds(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[uuid.UUID]:
+    """The holds an order was checked out with (still active, or converted into tickets)."""
+    rows = await conn.fetch(
         """SELECT id FROM ticketing.ticket_holds
-            WHERE order_id = $1 AND status = 'active' ORDER BY id""",
+            WHERE order_id = $1 AND status IN ('active', 'converted') ORDER BY id""",
         order_id,
     )
-    if [row["id"] for row in attached] != wanted:
+    return [row["id"] for row in rows]
+
+
+_REPEAT_COLUMNS = f"{ORDER_COLUMNS}, metadata->>'receipt_email' AS receipt_email"
+
+
+async def _completed_checkout(
+    conn: asyncpg.Connection, holds: list[asyncpg.Record], wanted: list[uuid.UUID]
+) -> Checkout | None:
+    """The order these exact holds already became (paid, or a free order completed)."""
+    orders = {h["order_id"] for h in holds}
+    if any(h["status"] != "converted" for h in holds) or len(orders) != 1 or None in orders:
+        return None
+    order_id = orders.pop()
+    if await _order_holds(conn, order_id) != wanted:
         return None
     row = await conn.fetchrow(
-        f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = $1", order_id
+        f"SELECT {_REPEAT_COLUMNS} FROM ticketing.orders WHERE id = $1", order_id
     )
-    return OrderRecord.from_row(row) if row else None
+    assert row is not None
+    return Checkout(
+        order=OrderRecord.from_row(row),
+        reused=True,
+        tickets=await _tickets_of(conn, order_id),
+        receipt_email=row["receipt_email"],
+    )
+
+
+async def _repeat_pending(
+    conn: asyncpg.Connection, order_id: uuid.UUID, contact: Contact, now: datetime
+) -> Checkout:
+    """The same holds checked out again: the same pending order, with the new contact.
+
+    The order row is locked (by `_lock_holds`) and pending, so nothing has been paid
+    yet. The payment intent keeps the receipt email of the first checkout: Stripe
+    answers a repeated idempotency key only when every parameter is the same.
+    """
+    row = await conn.fetchrow(
+        f"SELECT {_REPEAT_COLUMNS} FROM ticketing.orders WHERE id = $1", order_id
+    )
+    assert row is not None
+    # Orders from before the receipt email was recorded: the contact it was sent with.
+    receipt_email: str | None = row["receipt_email"] or row["contact_email"]
+    stored = (row["contact_email"], row["contact_name"], row["contact_phone"])
+    if stored != (contact.email, contact.name, contact.phone):
+        row = await conn.fetchrow(
+            f"""UPDATE ticketing.orders
+                   SET contact_email = $2, contact_name = $3, contact_phone = $4,
+                       updated_at = $5
+                 WHERE id = $1 RETURNING {_REPEAT_COLUMNS}""",
+            order_id,
+            contact.email,
+            contact.name,
+            contact.phone,
+            now,
+        )
+        assert row is not None
+    return Checkout(order=OrderRecord.from_row(row), reused=True, receipt_email=receipt_email)
 
 
 async def _cancel_orders(
@@ -230,7 +338,7 @@ async def _insert_order(
         contact.email,
         contact.name,
         contact.phone,
-        {"hold_ids": [str(h["id"]) for h in holds]},
+        {"hold_ids": [str(h["id"]) for h in holds], "receipt_email": contact.email},
         total,
         currencies.pop(),
         now,
@@ -256,6 +364,7 @@ async def _insert_order(
     return order
 
 
+@retry_transient
 async def attach_payment_intent(
     database: Database, order_id: uuid.UUID, payment_intent_id: str
 ) -> OrderRecord:
@@ -276,6 +385,7 @@ async def attach_payment_intent(
     return OrderRecord.from_row(row)
 
 
+@retry_transient
 async def cancel_checkout(
     database: Database, order_id: uuid.UUID, *, reason: str, now: datetime
 ) -> None:
@@ -292,6 +402,7 @@ async def cancel_checkout(
 # ---------------------------------------------------------------------- completion
 
 
+@retry_transient
 async def complete_order(
     database: Database,
     order_id: uuid.UUID,
@@ -397,7 +508,8 @@ async def _lock_order_stock(
 ) -> tuple[list[asyncpg.Record], dict[uuid.UUID, asyncpg.Record], list[asyncpg.Record]]:
     """The order's items, its tiers (locked in primary-key order), then its active holds.
 
-    Tiers before holds is the lock order every writer of holds uses (the sweeper too).
+    The caller holds the order row: order, tiers, holds is the lock order of
+    `db.ticketing`, which every writer of holds follows (the sweeper too).
     """
     items = await conn.fetch(
         """SELECT tier_id, quantity, unit_price_cents FROM ticketing.order_items
@@ -550,6 +662,7 @@ class EventOutcome:
     refund: RefundRecord | None = None
 
 
+@retry_transient
 async def process_payment_event(
     database: Database, event: PaymentEvent, *, now: datetime
 ) -> EventOutcome:
@@ -673,6 +786,7 @@ async def _external_refund_locked(
 # -------------------------------------------------------------------------- privacy
 
 
+@retry_transient
 async def anonymize_contacts(database: Database, *, now: datetime, after_days: int) -> int:
     """Erase contact data of orders whose event ended more than `after_days` ago.
 

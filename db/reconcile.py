@@ -1,15 +1,18 @@
 """Reconciliation: find where the books disagree with themselves, fix it, report it.
 
-Three checks, each safe to run at any time beside live traffic:
+Four checks, each safe to run at any time beside live traffic:
 
 * paid orders without tickets are completed (`db.orders.complete_order` repairs them,
   or refunds them if their capacity is gone);
 * tier counters that drifted from the rows they count are corrected:
   ``reserved_quantity`` = sum of the tier's active holds, ``issued_quantity`` = count of
-  its issued tickets. Candidates are found without locks, then each is locked (in
-  primary-key order), recounted and fixed in one transaction, so a purchase that
-  committed in between is never "corrected" away;
-* refunds whose gateway call never confirmed are listed for the caller to retry.
+  its issued tickets. Candidates are found without locks, then locked (tiers in
+  primary-key order, the first rows of `db.ticketing`'s lock order this check touches),
+  recounted and fixed in one transaction, retried on a deadlock or serialization
+  failure, so a purchase that committed in between is never "corrected" away;
+* refunds whose gateway call never confirmed are listed for the caller to retry;
+* signed Stripe events the webhook refused as malformed are counted, the latest few
+  listed (`db.payment_events`): nothing to repair automatically, but a person must look.
 
 The views `ticketing.event_health` and `ticketing.event_readiness` are read here too.
 """
@@ -25,11 +28,13 @@ from databases import Database
 
 import db.jobs
 import db.orders
+import db.payment_events
 import db.refunds
-from db.core import connection, transaction
+from db.core import connection, retry_transient, transaction
 from db.notify import announce_tier
 
 JOB_NAME = "reconcile"
+REJECTED_EVENTS_SHOWN = 5
 
 _COUNTS = """
     SELECT tt.id, tt.quantity, tt.reserved_quantity, tt.issued_quantity,
@@ -61,6 +66,7 @@ async def drifted_tiers(database: Database) -> list[uuid.UUID]:
     return [row["id"] for row in rows]
 
 
+@retry_transient
 async def correct_tiers(
     database: Database, tier_ids: list[uuid.UUID], *, now: datetime
 ) -> list[dict[str, Any]]:
@@ -118,10 +124,12 @@ async def reconcile(database: Database, *, now: datetime) -> dict[str, Any]:
     corrected = await correct_tiers(database, drifted, now=now) if drifted else []
     unsettled = await db.refunds.unsettled_refunds(database)
     pending = {r.id: r for r in [*refunds, *unsettled]}
+    rejected = await db.payment_events.rejected_summary(database, latest=REJECTED_EVENTS_SHOWN)
     return {
         "completed_orders": completed,
         "corrected_tiers": corrected,
         "refunds_to_settle": list(pending.values()),
+        "rejected_events": rejected.to_report(),
     }
 
 

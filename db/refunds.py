@@ -1,11 +1,12 @@
 """Refunds: the rows that say what the buyer is owed, and the operations that write them.
 
-`refund_order` is one transaction, opened here: the order row is locked first, then its
-tickets (by id) and their tiers (in primary-key order), so a refund never deadlocks with
-a completion. `refund_tickets_locked` and `insert_refund` run inside a transaction the
-caller already holds (completion and payment events in `db.orders` use them). The gateway
-call never happens here: a refund row is written under a UNIQUE idempotency key and
-settled after commit (see `liventix.payments`).
+`refund_order` is one transaction, opened here (retried on a deadlock or serialization
+failure): the order row is locked first, then its tiers (in primary-key order), then its
+tickets (by id), the lock order written in `db.ticketing`, so a refund never deadlocks
+with a completion, a checkout or a release. `refund_tickets_locked` and `insert_refund`
+run inside a transaction the caller already holds (completion and payment events in
+`db.orders` use them). The gateway call never happens here: a refund row is written
+under a UNIQUE idempotency key and settled after commit (see `liventix.payments`).
 
 Error codes raised (as `OrderError`): ORDER_NOT_FOUND, NOT_REFUNDABLE, TICKET_NOT_FOUND.
 """
@@ -21,7 +22,7 @@ from datetime import datetime
 import asyncpg
 from databases import Database
 
-from db.core import connection, transaction
+from db.core import connection, retry_transient, transaction
 from db.notify import publish
 from db.order_records import (
     ALIASED_ORDER_COLUMNS,
@@ -54,6 +55,7 @@ class RefundOutcome:
     refund: RefundRecord | None = None
 
 
+@retry_transient
 async def refund_order(
     database: Database,
     *,
@@ -107,10 +109,17 @@ async def refund_tickets_locked(
 ) -> RefundOutcome:
     """Refund the order's issued tickets (all, or `ticket_ids`) in the caller's transaction.
 
-    The caller holds the order row's lock; the tickets are locked by id and their tiers
-    updated in primary-key order. Raises `OrderError(TICKET_NOT_FOUND)` for an id not on
-    the order; tickets not issued are skipped, and if none is left `changed` is False.
+    The caller holds the order row's lock; the order's tiers are locked next (primary-key
+    order), then its tickets by id, as `db.ticketing`'s lock order says. Raises
+    `OrderError(TICKET_NOT_FOUND)` for an id not on the order; tickets not issued are
+    skipped, and if none is left `changed` is False.
     """
+    await conn.execute(
+        """SELECT 1 FROM ticketing.ticket_tiers
+            WHERE id IN (SELECT tier_id FROM ticketing.order_items WHERE order_id = $1)
+            ORDER BY id FOR NO KEY UPDATE""",
+        order.id,
+    )
     tickets = await conn.fetch(
         """SELECT t.id, t.tier_id, t.status, i.unit_price_cents
              FROM ticketing.tickets t
@@ -211,6 +220,7 @@ async def insert_refund(
     return RefundRecord(payment_intent_id=order.stripe_payment_intent_id, **dict(row))
 
 
+@retry_transient
 async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gateway_id: str) -> None:
     """Remember the gateway's id for a settled refund (after the gateway call)."""
     async with transaction(database) as conn:

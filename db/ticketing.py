@@ -10,9 +10,29 @@ the first commits), and the CHECK constraints on the table back it up. Zero rows
 sold out, but only after this transaction has released the tier's expired holds and
 tried again, so an expired hold never blocks a buyer.
 
-Lock order, everywhere, to avoid deadlocks: the tier row(s) first, in primary-key
-order, then hold rows. Every change to a tier's counters is announced with
-`db.notify.announce_tier` inside the transaction that makes it (delivered on commit).
+Lock order. This module owns capacity, so the one order in which every transaction
+that touches tiers or holds takes row locks is written here, once::
+
+    ticketing.orders              (by primary key: checkout, completion, refunds)
+      → ticketing.ticket_tiers    (by primary key)
+        → ticketing.ticket_holds  (by primary key)
+          → ticketing.tickets     (by primary key), then their ticket_tokens
+
+A transaction may skip a level, and may touch again a row it already holds, but never
+goes back up to a level it passed. Implicit locks count: inserting a row that refers
+to a tier (a hold, an order item, a ticket) takes FOR KEY SHARE on the tier through the
+foreign key, so a transaction that will do so after locking holds locks those tiers
+first (checkout takes FOR KEY SHARE on its tiers before its holds; a new hold is
+inserted after the conditional update has locked its tier). FOR KEY SHARE does not
+conflict with the plain UPDATE of a tier's counters, so checkout never queues behind
+buyers, only behind the FOR UPDATE of a release, an expiry, a sweep, a drift fix or a
+completion. Reads take no lock; `events.events` and `users.profiles` rows come last
+(foreign keys lock them; their own writers lock nothing of ticketing after them).
+Whatever still collides (a serialization failure, or a deadlock with code outside this
+order) is retried by `db.core.retry_transient` around each transaction.
+
+Every change to a tier's counters is announced with `db.notify.announce_tier` inside
+the transaction that makes it (delivered on commit).
 
 Errors: `TicketingError` (a `DomainError`) with one of the codes in `CODES`; `SOLD_OUT`
 carries ``available`` (what is still free) in its details.
@@ -30,7 +50,7 @@ from typing import Any, Literal
 import asyncpg
 from databases import Database
 
-from db.core import connection, transaction
+from db.core import connection, retry_transient, transaction
 from db.errors import DomainError
 from db.events import Actor
 from db.notify import announce_tier
@@ -260,6 +280,7 @@ def _validate_tier(fields: dict[str, Any]) -> None:
         raise bad("Sales must end after they start", "salesEndAt")
 
 
+@retry_transient
 async def create_tier(
     database: Database,
     actor: Actor,
@@ -314,6 +335,7 @@ async def create_tier(
     return TierRecord.from_row(row)
 
 
+@retry_transient
 async def update_tier(
     database: Database, actor: Actor, tier_id: uuid.UUID, changes: dict[str, Any], now: datetime
 ) -> TierRecord:
@@ -481,6 +503,7 @@ _PROBE = """SELECT quantity - reserved_quantity - issued_quantity AS available,
              FROM ticketing.ticket_tiers WHERE id = $1"""
 
 
+@retry_transient
 async def expire_tier_holds(database: Database, tier_id: uuid.UUID, now: datetime) -> None:
     """Release one tier's expired holds (and announce the freed seats), committed."""
     async with transaction(database) as conn:
@@ -581,6 +604,7 @@ async def reserve_tickets(
     raise TicketingError("The hold changed concurrently; try again", code="CONFLICT")
 
 
+@retry_transient
 async def _reserve_once(
     database: Database,
     user_id: uuid.UUID,
@@ -611,10 +635,17 @@ async def _reserve_once(
             else:
                 held = context["hold_quantity"]
         delta = quantity - held
+        # The tier first (lock order), by the conditional update itself: a buyer waits
+        # for the tier only while another transaction holds it.
+        tier: asyncpg.Record | None = None
+        if delta > 0:
+            tier = await conn.fetchrow(_TAKE, tier_id, delta)
+            if tier is None:
+                tier = await _take_after_expiring(conn, tier_id, delta, now, expired_already=lapsed)
+        elif delta < 0:
+            tier = await conn.fetchrow(_GIVE_BACK, tier_id, -delta)
         row: asyncpg.Record | None
         if hold_id is None:
-            # The hold row first, the tier lock last: the lock is then held only for the
-            # UPDATE, the announcement and the commit (a flash sale queues on it).
             row = await conn.fetchrow(
                 f"""INSERT INTO ticketing.ticket_holds
                         (tier_id, event_id, user_id, quantity, expires_at, created_at, updated_at)
@@ -627,14 +658,7 @@ async def _reserve_once(
                 expires_at,
                 now,
             )
-        tier: asyncpg.Record | None = None
-        if delta > 0:
-            tier = await conn.fetchrow(_TAKE, tier_id, delta)
-            if tier is None:
-                tier = await _take_after_expiring(conn, tier_id, delta, now, expired_already=lapsed)
-        elif delta < 0:
-            tier = await conn.fetchrow(_GIVE_BACK, tier_id, -delta)
-        if hold_id is not None:
+        else:
             row = await conn.fetchrow(
                 f"""UPDATE ticketing.ticket_holds
                        SET quantity = $2, expires_at = $3, updated_at = $4
@@ -670,6 +694,7 @@ async def release_hold(
     raise TicketingError("The hold changed concurrently; try again", code="CONFLICT")
 
 
+@retry_transient
 async def _release_once(
     database: Database, actor: Actor, hold_id: uuid.UUID, now: datetime
 ) -> HoldRecord:
@@ -688,6 +713,8 @@ async def _release_once(
             raise TicketingError(
                 "This hold is in checkout; cancel that order instead", code="HOLD_IN_CHECKOUT"
             )
+        # Lock order: the tier, then the hold; a checkout that got the hold meanwhile
+        # makes the update below match nothing, and the retry reports HOLD_IN_CHECKOUT.
         await conn.execute(
             "SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", hold.tier_id
         )
@@ -766,15 +793,7 @@ async def sweep_expired_holds(
         if not tier_ids:
             break
         ids = [r["tier_id"] for r in tier_ids]
-        async with transaction(database) as conn:
-            await conn.execute(
-                """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
-                    ORDER BY id FOR UPDATE""",
-                ids,
-            )
-            rows = await conn.fetch(_SWEEP_BATCH, ids, now)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                await announce_tier(conn, row)
+        rows = await _sweep_batch(database, ids, now)
         report.tiers += len(rows)
         report.expired_holds += sum(r["holds"] for r in rows)
         report.freed_quantity += sum(r["freed"] for r in rows)
@@ -784,19 +803,41 @@ async def sweep_expired_holds(
     return report
 
 
+@retry_transient
+async def _sweep_batch(
+    database: Database, tier_ids: list[uuid.UUID], now: datetime
+) -> list[asyncpg.Record]:
+    """Expire one batch of tiers' lapsed holds in one transaction (tiers locked first)."""
+    async with transaction(database) as conn:
+        await conn.execute(
+            """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
+                ORDER BY id FOR UPDATE""",
+            tier_ids,
+        )
+        rows: list[asyncpg.Record] = await conn.fetch(_SWEEP_BATCH, tier_ids, now)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            await announce_tier(conn, row)
+    return rows
+
+
 async def _fix_drift(database: Database, report: SweepReport) -> None:
     async with connection(database) as conn:
         drifted = [r["id"] for r in await conn.fetch(_DRIFTED)]
     for tier_id in drifted:  # rare: one short transaction per tier
         try:
-            async with transaction(database) as conn:
-                await conn.execute(
-                    "SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", tier_id
-                )
-                row = await conn.fetchrow(_FIX_DRIFT, tier_id)
-                if row is not None:
-                    await announce_tier(conn, row)
-                    report.drift_fixed += 1
+            if await _fix_tier_drift(database, tier_id):
+                report.drift_fixed += 1
         except asyncpg.CheckViolationError as exc:
             # Active holds plus issued exceed capacity: needs a human, not a guess.
             report.errors.append(f"tier {tier_id}: {exc.constraint_name}")
+
+
+@retry_transient
+async def _fix_tier_drift(database: Database, tier_id: uuid.UUID) -> bool:
+    """Recount one tier's reserved seats under its lock; True if it had drifted."""
+    async with transaction(database) as conn:
+        await conn.execute("SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", tier_id)
+        row = await conn.fetchrow(_FIX_DRIFT, tier_id)
+        if row is not None:
+            await announce_tier(conn, row)
+    return row is not None

@@ -13,7 +13,11 @@ never hold row locks, and a transaction that rolls back must never have charged)
   a compensating transaction cancels the order and detaches its holds, which stay
   active so the buyer can retry at once; nothing is left half-created. A crash between
   tx1 and tx2 leaves a pending order whose holds expire normally, and a retry with the
-  same holds returns that order and the same intent (same idempotency key).
+  same holds returns that order and the same intent (same idempotency key). Concurrent
+  repeats meet on the same pending order (tx1 waits for the first to commit) and send
+  the gateway the same request under the same key (the first checkout's receipt email,
+  though a repeat may change the order's contact), so all of them get the same client
+  secret; a repeat whose gateway call fails leaves the shared order to the others.
 * `settle_refund`: after a refund committed, ask the gateway under the refund row's
   idempotency key and record the gateway id; a failure leaves the row unsettled for
   the reconciliation job to retry.
@@ -182,7 +186,14 @@ class LocalGateway:
         idempotency_key: str,
     ) -> Intent:
         self._maybe_fail()
-        self.calls.append({"op": "create_intent", "amount": amount_cents, "key": idempotency_key})
+        self.calls.append(
+            {
+                "op": "create_intent",
+                "amount": amount_cents,
+                "key": idempotency_key,
+                "receipt_email": receipt_email,
+            }
+        )
         if idempotency_key not in self._seen:
             intent_id = f"pi_local_{secrets.token_hex(12)}"
             self._seen[idempotency_key] = Intent(intent_id, f"{intent_id}_secret_local")
@@ -266,14 +277,15 @@ async def checkout(
             amount_cents=order.total_cents,
             currency=order.currency,
             order_id=order.id,
-            receipt_email=order.contact_email,
+            receipt_email=done.receipt_email,
             idempotency_key=f"order-{order.id}",
         )
     except GatewayError as exc:
         log.warning("payment intent for order %s failed: %s", order.id, exc)
-        await db.orders.cancel_checkout(
-            database, order.id, reason="payment provider error", now=clock.now()
-        )
+        if not done.reused:  # a repeat's order may already be paying under another call
+            await db.orders.cancel_checkout(
+                database, order.id, reason="payment provider error", now=clock.now()
+            )
         raise OrderError(
             "The payment provider is unavailable; please try again",
             code="PAYMENT_PROVIDER_ERROR",

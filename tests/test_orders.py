@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -125,6 +126,81 @@ async def test_double_submit_returns_the_same_order_and_intent(
     assert first["paymentIntentId"] == second["paymentIntentId"]
     keys = {c["key"] for c in gateway(app).calls}
     assert keys == {f"order-{first['order']['id']}"}
+
+
+async def test_concurrent_repeats_of_a_checkout_share_one_order(
+    client: GraphQLClient, database: Database, world: World, clock: FrozenClock, app: Starlette
+) -> None:
+    """Six simultaneous checkouts of one hold: one pending order, one intent, no CONFLICT."""
+    held = await hold(database, clock, world.buyer, world.tier_id, 2)
+    results = await asyncio.gather(*(checkout(client, world.buyer_token, [held]) for _ in range(6)))
+    assert {r["__typename"] for r in results} == {"CheckoutPayload"}, results
+    assert len({r["order"]["id"] for r in results}) == 1
+    assert len({r["clientSecret"] for r in results}) == 1 and results[0]["clientSecret"]
+    assert len({r["paymentIntentId"] for r in results}) == 1
+    assert await count(database, "SELECT count(*) FROM ticketing.orders") == 1
+    assert (
+        await count(database, "SELECT count(*) FROM ticketing.orders WHERE status = 'pending'") == 1
+    )
+    assert {c["key"] for c in gateway(app).calls} == {f"order-{results[0]['order']['id']}"}
+    assert await tier_counts(database, world.tier_id) == (10, 2, 0)
+    await assert_books_balanced(database)
+
+
+async def test_concurrent_repeats_of_a_free_checkout_share_one_paid_order(
+    client: GraphQLClient, database: Database, world: World, clock: FrozenClock
+) -> None:
+    """A free order completes once; repeats, even after completion, return that order."""
+    held = await hold(database, clock, world.buyer, world.free_tier_id, 2)
+    results = await asyncio.gather(*(checkout(client, world.buyer_token, [held]) for _ in range(4)))
+    assert {r["__typename"] for r in results} == {"CheckoutPayload"}, results
+    assert len({r["order"]["id"] for r in results}) == 1
+    assert {r["order"]["status"] for r in results} == {"PAID"}
+    later = await checkout(client, world.buyer_token, [held])
+    assert later["order"]["id"] == results[0]["order"]["id"] and len(later["order"]["tickets"]) == 2
+    assert await count(database, "SELECT count(*) FROM ticketing.tickets") == 2
+    assert await tier_counts(database, world.free_tier_id) == (5, 0, 2)
+    await assert_books_balanced(database)
+
+
+async def test_repeat_checkout_with_new_contact_updates_the_pending_order(
+    client: GraphQLClient,
+    database: Database,
+    world: World,
+    clock: FrozenClock,
+    app: Starlette,
+    settings: Settings,
+) -> None:
+    """The documented choice: a pending order takes the repeat's contact details.
+
+    The payment intent is asked for with the first checkout's receipt email again, so
+    Stripe sees the same parameters under the same idempotency key. Once paid, the
+    order keeps its contact and a repeat just returns it.
+    """
+    held = await hold(database, clock, world.buyer, world.tier_id, 1)
+    first = await checkout(client, world.buyer_token, [held])
+    fixed = {"email": "Sam.Fan@Example.org", "name": "  Samantha   Fan "}
+    again = await checkout(client, world.buyer_token, [held], fixed)
+    assert again["__typename"] == "CheckoutPayload", again
+    assert again["order"]["id"] == first["order"]["id"]
+    assert again["clientSecret"] == first["clientSecret"]
+    row = await order_row(database, first["order"]["id"])
+    assert (row["contact_email"], row["contact_name"], row["contact_phone"]) == (
+        "sam.fan@example.org",
+        "Samantha Fan",
+        None,
+    )
+    intents = [c for c in gateway(app).calls if c["op"] == "create_intent"]
+    assert [c["receipt_email"] for c in intents] == ["sam@example.com", "sam@example.com"]
+
+    await webhook(client, settings, "payment_intent.succeeded", order_of(first))
+    late = await checkout(client, world.buyer_token, [held], {"email": "x@y.co", "name": "X"})
+    assert late["order"]["id"] == first["order"]["id"] and late["order"]["status"] == "PAID"
+    assert late["clientSecret"] is None
+    assert (await order_row(database, first["order"]["id"]))["contact_email"] == (
+        "sam.fan@example.org"
+    )
+    await assert_books_balanced(database)
 
 
 async def test_provider_failure_leaves_nothing_half_created(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import orjson
 from databases import Database
 from starlette.applications import Starlette
 
@@ -14,6 +15,8 @@ from db.core import transaction
 from liventix import jobs
 from liventix.auth import Role
 from liventix.clock import FrozenClock
+from liventix.settings import Settings
+from liventix.stripe_cli import sign
 from tests.orders_support import (
     World,
     assert_books_balanced,
@@ -135,3 +138,35 @@ async def test_contacts_are_anonymized_long_after_the_event(
         token=world.buyer_token,
     )
     assert mine["order"] == {"contact": None, "totalCents": order["totalCents"]}
+
+
+async def test_reconcile_reports_rejected_stripe_events(
+    client: GraphQLClient,
+    app: Starlette,
+    database: Database,
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    """Signed events the webhook refused as malformed are listed for a person: Stripe
+    retries them for days and then gives up, so nobody would notice otherwise."""
+    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    assert report is not None and report["rejected_events"] == {"count": 0, "latest": []}
+    for index in range(3):
+        body = orjson.dumps(
+            {
+                "id": f"evt_bad_{index}",
+                "type": "charge.refunded",
+                "data": {"object": {"id": "ch_1", "amount_refunded": "abc", "metadata": {}}},
+            }
+        )
+        headers = {"Stripe-Signature": sign(body, settings.stripe_webhook_secret)}
+        response = await client.http.post("/webhooks/stripe", content=body, headers=headers)
+        assert response.status_code == 400
+        clock.advance(1)
+    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    assert report is not None
+    rejected = report["rejected_events"]
+    assert rejected["count"] == 3
+    assert [r["id"] for r in rejected["latest"]] == ["evt_bad_2", "evt_bad_1", "evt_bad_0"]
+    assert rejected["latest"][0]["type"] == "charge.refunded"
+    assert "data.object.amount_refunded" in rejected["latest"][0]["reason"]

@@ -52,7 +52,11 @@ class OrdersQuery:
 class OrdersMutation:
     checkout: CheckoutResult = strawberry.mutation(
         resolver=orders.checkout,
-        description="Turn the viewer's holds (one event) into an order and a payment intent.",
+        description="Turn the viewer's holds (one event) into an order and a payment intent. "
+        "Repeating it with the same holds, even concurrently, returns the same order and "
+        "client secret; while that order is pending, a repeat with other contact details "
+        "replaces the order's contact (the payment receipt still goes to the first email), "
+        "and once it is paid a repeat returns it unchanged.",
     )
     refund_order: RefundResult = strawberry.mutation(
         resolver=orders.refund_order,
