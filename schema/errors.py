@@ -1,29 +1,45 @@
-"""Typed errors shared by every feature, and the execution guards.
+"""Typed errors shared by every feature, the error policy and the execution guards.
 
 Expected failures are values: each feature's error type implements `UserError`, with a
-machine-readable `code` enum of its own and the input `field` it concerns. Anything
-else is unexpected: it is logged with its stack trace and request id, and the client
-sees only "Unexpected error" and that request id.
+machine-readable `code` enum of its own and the input `field` it concerns.
+
+Every other error is sorted by one rule, `is_unexpected`:
+
+- **Client errors** are shown as they are, always with a code, and logged as one INFO
+  line: a `ClientError` a resolver raised (it carries its code), or an error about the
+  request itself, found before any field ran: a syntax error (``GRAPHQL_PARSE_FAILED``),
+  a validation error (``GRAPHQL_VALIDATION_FAILED``), a variable value graphql-core or a
+  scalar refused (``BAD_USER_INPUT``: an Int out of range, a missing variable, NaN, a
+  date out of range, text PostgreSQL cannot store).
+- **Unexpected errors** (a resolver or the machinery raised) are logged once at ERROR
+  with their stack trace and request id; the client sees only "Unexpected error", code
+  ``INTERNAL_SERVER_ERROR`` and that request id.
+
+The schema logs (`log_errors`, from `schema.LiventixSchema.process_errors`, which
+Strawberry calls once per result on every transport); the transports mask
+(`mask_errors`): HTTP in `liventix.graphql_view`, WebSocket in
+`liventix.realtime.multiplex`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    SchemaExtension,
     ValidationCache,
 )
+
+from schema.text import StorableTextRule
 
 log = logging.getLogger("liventix.graphql")
 
@@ -43,36 +59,81 @@ class ClientError(GraphQLError):
         super().__init__(message, extensions={"code": code})
 
 
-class MaskUnexpectedErrors(SchemaExtension):
-    """Masks errors that were not meant for the client and logs them with a request id."""
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for an error the client must not see: something raised that no one meant
+    for the client. Errors without an underlying exception are graphql-core's own
+    (syntax, validation); a `ClientError` is deliberate; and an error located in the
+    document but at no response path is about the request itself: graphql-core wraps
+    what a scalar raised when it refused a variable's value."""
+    original = error.original_error
+    if original is None or isinstance(error, ClientError) or isinstance(original, ClientError):
+        return False
+    return not (error.path is None and error.nodes)
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if not errors:
-            return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
-        result.errors = [self._mask(error, request_id) for error in errors]  # type: ignore[union-attr]
 
-    @staticmethod
-    def _mask(error: GraphQLError, request_id: str | None) -> GraphQLError:
-        original = error.original_error
-        if original is None or isinstance(original, ClientError):
-            return error  # validation/parse errors and deliberate client errors
+def client_code(error: GraphQLError) -> str:
+    """The machine-readable code of a client error (its own, or one by its kind)."""
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.original_error is not None:
+        return "BAD_USER_INPUT"  # a value refused while coercing a variable
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def mask_errors(errors: Iterable[GraphQLError], request_id: str | None) -> list[GraphQLError]:
+    """The errors as the client may see them: unexpected ones replaced by "Unexpected
+    error" and the request id, client ones given a code if they have none. Logs
+    nothing (see `log_errors`); masking twice changes nothing."""
+    return [_masked(e, request_id) if is_unexpected(e) else _with_code(e) for e in errors]
+
+
+def _masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    return GraphQLError(
+        "Unexpected error",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    if isinstance((error.extensions or {}).get("code"), str):
+        return error
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": client_code(error)},
+    )
+
+
+def log_errors(
+    errors: Iterable[GraphQLError], request_id: str | None, operation_name: str | None
+) -> None:
+    """Log one result's errors: each unexpected one at ERROR with its stack trace, the
+    client ones together as one INFO line (they are the client's business, and a fuzzer
+    must not flood the error log)."""
+    operation = operation_name or "an anonymous operation"
+    codes: list[str] = []
+    for error in errors:
+        if not is_unexpected(error):
+            codes.append(client_code(error))
+            continue
         log.error(
-            "unexpected error in %s (request %s)",
-            ".".join(str(p) for p in error.path or ()),
+            "unexpected error in %s at %s (request %s)",
+            operation,
+            ".".join(str(p) for p in error.path or ()) or "-",
             request_id,
-            exc_info=original,
+            exc_info=error.original_error,
         )
-        return GraphQLError(
-            "Unexpected error",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-        )
+    if codes:
+        log.info("client error in %s (request %s): %s", operation, request_id, ", ".join(codes))
 
 
 def build_extensions(*, max_depth: int, max_aliases: int, max_tokens: int) -> list[Any]:
@@ -80,14 +141,14 @@ def build_extensions(*, max_depth: int, max_aliases: int, max_tokens: int) -> li
     # The limiters' rule classes are made once, here: the validation cache keys on the
     # rule classes, and a limiter built per operation makes new classes every time, so
     # every request would miss the cache and be validated again.
-    limit_rules = [
+    rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+        StorableTextRule,
     ]
     return [
         partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(AddValidationRules, limit_rules),
+        partial(AddValidationRules, rules),
         partial(ParserCache, maxsize=1024),
         partial(ValidationCache, maxsize=1024),
-        MaskUnexpectedErrors,
     ]

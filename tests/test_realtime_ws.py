@@ -87,10 +87,12 @@ async def test_identical_availability_subscriptions_share_one_execution(
     assert change["reason"] == "CHANGE" and change["changedTierId"] == tier["tierId"]
     changed = next(t for t in change["tiers"] if t["tierId"] == tier["tierId"])
     assert changed["reserved"] == tier["reserved"] + 2
-    # A newcomer joins the running execution and first gets the current state.
+    # A newcomer joins the running execution and first gets the current state, as a
+    # snapshot (tests/test_realtime_snapshot.py covers this in depth).
     late = await ws()
     op = await late.subscribe(AVAILABILITY, {"e": EVENT})
-    assert (await late.next_payload(op)) == changes[0]
+    joined = (await late.next_payload(op))["data"]["tierAvailability"]
+    assert joined == {**change, "reason": "SNAPSHOT", "changedTierId": None}
     await until(lambda: handler.multiplexer.group_count == 1)
 
 

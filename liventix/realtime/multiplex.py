@@ -32,7 +32,7 @@ from liventix.context import Context, Services
 from liventix.realtime import metrics
 from liventix.realtime.sharing import Plan, plan
 from resolvers.loaders import Loaders
-from schema.errors import MaskUnexpectedErrors
+from schema.errors import mask_errors
 
 log = logging.getLogger("liventix.realtime")
 
@@ -71,14 +71,28 @@ class Group:
     request: Request
     plan: Plan
     viewer: Viewer
-    members: dict[Sink, None] = field(default_factory=dict)
+    members: dict[Sink, bool] = field(default_factory=dict)
+    """Each member, and whether it has been sent its first message (until then its
+    frames must not be replaced by newer ones: the first one is the snapshot)."""
     last_payload: str | None = None
+    newcomer_payload: str | None = None
+    """`last_payload` recast as a snapshot for state groups (built on first demand)."""
     emitted: bool = False
     task: asyncio.Task[None] | None = None
 
+    def snapshot_for_newcomer(self) -> str | None:
+        """The first message of a member joining a state group that already has results:
+        the latest state, as a snapshot (see `liventix.realtime.sharing`)."""
+        if self.last_payload is None:
+            return None
+        if self.newcomer_payload is None:
+            self.newcomer_payload = self.plan.snapshot.apply(self.last_payload)
+        return self.newcomer_payload
+
 
 def _format_errors(errors: list[GraphQLError], request_id: str) -> list[Any]:
-    return [MaskUnexpectedErrors._mask(e, request_id).formatted for e in errors]
+    """The errors as the client may see them, as HTTP shows them (`schema.errors`)."""
+    return [e.formatted for e in mask_errors(errors, request_id)]
 
 
 def encode_result(result: ExecutionResult, request_id: str) -> str:
@@ -122,9 +136,7 @@ class Multiplexer:
             group = self._joinable.get(key)
             if public:
                 viewer = ANONYMOUS
-                shared = Plan(shareable=True, public=True, join=shared.join)
-            else:
-                shared = Plan(shareable=True, public=False, join=shared.join)
+            shared = replace(shared, public=public)
         else:
             key = object()
         if group is None:
@@ -134,10 +146,20 @@ class Multiplexer:
             if shared.shareable:
                 self._joinable[key] = group
             group.task = asyncio.create_task(self._run(group), name="graphql-operation")
-        group.members[sink] = None
-        if group.emitted and group.last_payload is not None and group.plan.join == "state":
-            sink.send_next(group.last_payload, replaceable=True)
+        group.members[sink] = False
+        if group.emitted and group.plan.join == "state":
+            self._send_snapshot(group, sink)
         return group
+
+    @staticmethod
+    def _send_snapshot(group: Group, sink: Sink) -> None:
+        """Start a newcomer of a running state group with the latest state, recast as a
+        snapshot, not as the change that produced it. Joining is synchronous, so every
+        later result of the group reaches the newcomer after this one."""
+        payload = group.snapshot_for_newcomer()
+        if payload is not None:
+            sink.send_next(payload, replaceable=False)
+            group.members[sink] = True
 
     def leave(self, group: Group, sink: Sink) -> None:
         """`sink` no longer wants results; the execution stops with its last member."""
@@ -194,12 +216,12 @@ class Multiplexer:
                         self._retry_privately(group)
                     payload = encode_result(result, request_id)
                     group.last_payload = payload
+                    group.newcomer_payload = None
                     if not group.emitted:
                         group.emitted = True
                         if group.plan.join == "first" and self._joinable.get(group.key) is group:
                             del self._joinable[group.key]
-                    for sink in tuple(group.members):
-                        sink.send_next(payload, replaceable=replaceable)
+                    self._broadcast(group, payload, replaceable=replaceable)
                     context.loaders = Loaders(self.services.db)
         except asyncio.CancelledError:
             self._end(group)
@@ -214,6 +236,16 @@ class Multiplexer:
             sink.detach()
             sink.send_complete()
         group.members.clear()
+
+    @staticmethod
+    def _broadcast(group: Group, payload: str, *, replaceable: bool) -> None:
+        """Send one result to every member; a member's first message is never
+        replaceable, so a slow connection still gets it (the snapshot) before others."""
+        members = group.members
+        for sink, started in tuple(members.items()):
+            sink.send_next(payload, replaceable=replaceable and started)
+            if not started and sink in members:  # (it may have left meanwhile)
+                members[sink] = True
 
     @staticmethod
     def _public_failure(group: Group, result: ExecutionResult) -> bool:

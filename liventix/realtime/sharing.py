@@ -16,8 +16,11 @@ Registering a root subscription field here asserts:
   own, viewer-scoped execution, so an organizer still sees their draft event.
 - `join`: when a newcomer may join an execution that has already produced results:
   - ``"state"``: each result is the whole current state (e.g. tier availability); a
-    newcomer joins at once and receives the latest result as its first message, and an
-    unsent older result is replaced by a newer one on slow connections;
+    newcomer joins at once and receives the latest result as its first message, recast
+    as a snapshot by `snapshot` (the fields of the root object that say why a result
+    was sent: a newcomer must see "this is the current state", not the change that
+    produced it); an unsent older result is replaced by a newer one on slow
+    connections, except a member's first message, which is always delivered;
   - ``"live"``: results are events (new and deleted posts); a newcomer joins at once and
     receives the events from then on, as a fresh execution would. If one of the
     `replay_args` is given (e.g. `after`, a cursor to replay from), it is treated as
@@ -27,6 +30,13 @@ Registering a root subscription field here asserts:
 
 Unregistered subscriptions are shared only by operations of the same viewer, and only
 until their first result.
+
+Why a state group's latest result is a correct first message for a newcomer: the
+newcomer becomes a member synchronously, between two results, so every change the
+execution processes later reaches it too (nothing committed after its snapshot is
+missed), and the execution itself never goes back (tier versions make it skip
+notifications older than what it has sent), so neither does the newcomer. It costs no
+query: the recast payload is built once per result, and only if someone joins.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -57,10 +68,17 @@ class Sharing:
     public: bool = False
     join: Join = "first"
     replay_args: frozenset[str] = frozenset()
+    snapshot: tuple[tuple[str, object], ...] = ()
+    """For ``join="state"``: (field of the root object, value) pairs that a newcomer's
+    first message shows instead of the latest result's (GraphQL field names)."""
 
 
 SHARED_SUBSCRIPTIONS: dict[str, Sharing] = {
-    "tierAvailability": Sharing(public=True, join="state"),
+    "tierAvailability": Sharing(
+        public=True,
+        join="state",
+        snapshot=(("reason", "SNAPSHOT"), ("changedTierId", None)),
+    ),
     "eventFeed": Sharing(public=True, join="live", replay_args=frozenset({"after"})),
 }
 """Root subscription fields (GraphQL names) and how their executions may be shared."""
@@ -69,20 +87,51 @@ _TYPENAME = Sharing(public=True, join="state")
 
 
 @dataclass(frozen=True, slots=True)
+class Recast:
+    """Response values to overwrite in a result: ``data[root][key] = value``.
+
+    Keys are *response* keys (aliases included), resolved from the document once, so
+    recasting a serialized result needs no GraphQL execution. A key the result lacks
+    (a skipped field, a null root) is left alone.
+    """
+
+    fields: tuple[tuple[str, str, object], ...] = ()
+
+    def apply(self, payload: str) -> str:
+        """`payload` (a serialized `{"data": ...}` result) with the values overwritten."""
+        if not self.fields:
+            return payload
+        body = orjson.loads(payload)
+        data = body.get("data")
+        for root, key, value in self.fields:
+            target = data.get(root) if isinstance(data, dict) else None
+            if isinstance(target, dict) and key in target:
+                target[key] = value
+        return orjson.dumps(body).decode()
+
+
+NO_RECAST = Recast()
+
+
+@dataclass(frozen=True, slots=True)
 class OperationShape:
-    """The parts of a document that decide sharing: operation kind and root fields."""
+    """The parts of a document that decide sharing: operation kind and root fields,
+    and how a newcomer's first message is recast as a snapshot."""
 
     kind: str
     root_fields: tuple[FieldNode, ...]
+    snapshot: Recast = NO_RECAST
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How one subscribe request is executed: shared (with this scope) or alone."""
+    """How one subscribe request is executed: shared (with this scope) or alone, and
+    (``join="state"``) how a newcomer's first message is made a snapshot."""
 
     shareable: bool
     public: bool = False
     join: Join = "first"
+    snapshot: Recast = NO_RECAST
 
 
 ALONE = Plan(shareable=False)
@@ -119,7 +168,35 @@ def _analyse(document: DocumentNode, operation_name: str | None) -> OperationSha
     fields: list[FieldNode] = []
     if not _collect(operations[0].selection_set, fragments, fields, set()):
         return None
-    return OperationShape(operations[0].operation.value, tuple(fields))
+    snapshot = _snapshot_recast(fields, fragments)
+    if snapshot is None:
+        return None
+    return OperationShape(operations[0].operation.value, tuple(fields), snapshot)
+
+
+def _snapshot_recast(
+    roots: list[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+) -> Recast | None:
+    """Where the registered `snapshot` fields of each root field are in the response
+    (None when a selection cannot be analysed)."""
+    fields: dict[tuple[str, str], object] = {}
+    for root in roots:
+        sharing = SHARED_SUBSCRIPTIONS.get(root.name.value)
+        if sharing is None or not sharing.snapshot or root.selection_set is None:
+            continue
+        wanted = dict(sharing.snapshot)
+        children: list[FieldNode] = []
+        if not _collect(root.selection_set, fragments, children, set()):
+            return None
+        root_key = _response_key(root)
+        for child in children:
+            if child.name.value in wanted:
+                fields[(root_key, _response_key(child))] = wanted[child.name.value]
+    return Recast(tuple((r, k, v) for (r, k), v in fields.items())) if fields else NO_RECAST
+
+
+def _response_key(field: FieldNode) -> str:
+    return field.alias.value if field.alias else field.name.value
 
 
 def _collect(
@@ -166,7 +243,9 @@ def plan(query: str, operation_name: str | None, variables: dict[str, Any] | Non
         joins.add(join)
     if "first" in joins or len(joins) != 1:
         return Plan(shareable=True, public=public, join="first")
-    return Plan(shareable=True, public=public, join=joins.pop())
+    join = joins.pop()
+    snapshot = shape.snapshot if join == "state" else NO_RECAST
+    return Plan(shareable=True, public=public, join=join, snapshot=snapshot)
 
 
 def _gives_any(field: FieldNode, names: frozenset[str], variables: dict[str, Any]) -> bool:
