@@ -3,7 +3,8 @@
     .venv/bin/python bench/feed.py [--admin-url URL] [--duration 10] [--connections 32]
 
 1. Creates a fresh database on the PostgreSQL server at `--admin-url` (default: the
-   local server, else an embedded one), seeds one published event with 200 posts by 20 authors, and starts
+   local server, else an embedded one), seeds one published event with 200 posts by
+   20 authors, and starts
    `liventix serve --workers 2` against it.
 2. Page load: `eventFeed(first: 20)` with author and event over HTTP with
    `--connections` connections, using `wrk` when installed (a C load generator; a Python

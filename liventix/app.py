@@ -27,7 +27,13 @@ from liventix.context import Services
 from liventix.database_url import resolve_database_url
 from liventix.first_sight import FirstSight
 from liventix.graphql_view import GraphQLView
-from liventix.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestIdMiddleware
+from liventix.middleware import (
+    AuthenticationMiddleware,
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RefuseBadTokenMiddleware,
+    RequestIdMiddleware,
+)
 from liventix.realtime import Hub
 from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.settings import Settings, load_settings
@@ -46,7 +52,10 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         database = create_database(
-            url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout,
         )
         await database.connect()
         stack.push_async_callback(database.disconnect)
@@ -81,7 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         nonlocal websockets, http_view
         async with open_services(settings, clock) as services:
             view = GraphQLView(services, schema)
-            feed_cache = fastpath.FeedResponseCache(services.hub)
+            feed_cache = fastpath.FeedResponseCache(services.hub, clock=services.clock)
             services.extras[fastpath.EXTRAS_KEY] = feed_cache
             http_view = feed_cache.wrap(view)
             websockets = GraphQLTransportWS(services, schema)
@@ -137,12 +146,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         WebSocketRoute("/graphql", WebSocketEndpoint()),
         Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles(settings.graphiql_assets_dir)),
     ]
+    # Routes that never use a viewer: probes, and the webhook (Stripe signs it).
+    public_paths = ("/healthz", "/readyz", "/metrics", "/webhooks/stripe")
+    # Authenticate, count, then refuse bad tokens: see `liventix.middleware` for why.
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(AuthenticationMiddleware, settings=settings, public_paths=public_paths),
     ]
     if settings.rate_limit_enabled:
         middleware.append(
             Middleware(RateLimitMiddleware, rate=settings.rate_limit, redis_url=settings.redis_url)
         )
+    middleware.append(Middleware(RefuseBadTokenMiddleware))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

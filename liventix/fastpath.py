@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,12 +28,14 @@ import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.language import StringValueNode, VariableNode
 
+from liventix.clock import Clock
 from liventix.context import Services
 from liventix.realtime import Hub
 
 log = logging.getLogger("liventix.fastpath")
 
 CACHEABLE_FIELDS = frozenset({"eventFeed"})
+DEFAULT_TTL = 1.0  # seconds; bounds what no feed announcement covers
 MAX_BODY_BYTES = 16 * 1024
 
 Scope = dict[str, Any]
@@ -115,11 +116,13 @@ class FeedResponseCache:
         self,
         hub: Hub,
         *,
-        ttl: float = 1.0,
+        clock: Clock,
+        ttl: float = DEFAULT_TTL,
         maxsize: int = 4096,
         max_watched_events: int = 1024,
     ) -> None:
         self._hub = hub
+        self._clock = clock  # the app's clock, so tests expire pages without sleeping
         self._ttl = ttl
         self._maxsize = maxsize
         self._max_watched = max_watched_events
@@ -204,7 +207,7 @@ class FeedResponseCache:
                 return
             key, events = request
             entry = self._entries.get(key)
-            if entry is not None and time.monotonic() - entry.stored_at < self._ttl:
+            if entry is not None and self._clock.monotonic() - entry.stored_at < self._ttl:
                 await _send_cached(send, entry)
                 return
             running = self._inflight.get(key)
@@ -294,7 +297,7 @@ class FeedResponseCache:
                 for name, value in started.get("headers", [])
                 if name.lower() in (b"content-type", b"content-length")
             ]
-            entry = _Entry(response, headers, time.monotonic(), events)
+            entry = _Entry(response, headers, self._clock.monotonic(), events)
             self._entries[key] = entry
             for watch in watches:
                 watch.keys.add(key)

@@ -1,8 +1,9 @@
 """The `/graphql` endpoint over HTTP (WebSockets are served by `liventix.ws`).
 
-Authentication happens before execution: a bad token is a 401 with a GraphQL-shaped
-body, never a 500. GraphiQL is served with its assets from this API (see
-`liventix.graphiql`), never from a CDN.
+Authentication happens before this view, in `liventix.middleware`: a bad token is a 401
+with a GraphQL-shaped body there, and the verified viewer arrives in scope state.
+GraphiQL is served with its assets from this API (see `liventix.graphiql`), never from
+a CDN.
 """
 
 from __future__ import annotations
@@ -12,20 +13,27 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from liventix import graphiql
-from liventix.auth import ANONYMOUS, AuthError, Viewer, viewer_from_header
+from liventix.auth import ANONYMOUS, Viewer
 from liventix.context import Context, Services
 from resolvers.loaders import Loaders
+from schema.errors import mask_errors
 
 
-def unauthorized(error: AuthError) -> JSONResponse:
-    """A GraphQL-shaped 401 body, so clients parse it like any other error."""
-    body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+def request_id(request: Request | WebSocket) -> str:
+    """The request's id (set by the middleware; made here if it did not run), kept in
+    the scope so the context, the logs and a masked error all show the same one."""
+    state = request.scope.setdefault("state", {})
+    if not state.get("request_id"):
+        state["request_id"] = uuid.uuid4().hex
+    value: str = state["request_id"]
+    return value
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -44,8 +52,19 @@ class GraphQLView(GraphQL[Context, None]):
             services=self.services,
             viewer=viewer,
             loaders=Loaders(self.services.db),
-            request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex,
+            request_id=request_id(request),
         )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Every response's errors as the client may see them (`schema.errors`): this
+        sees every result, even one Strawberry built from an exception it caught."""
+        response = await super().process_result(request, result)
+        errors = getattr(result, "errors", None)
+        if errors:
+            response["errors"] = [e.formatted for e in mask_errors(errors, request_id(request))]
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql.page(self.services.settings.graphiql_assets_dir))
@@ -55,14 +74,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            request = Request(scope)
-            try:
-                viewer = viewer_from_header(
-                    request.headers.get("authorization"), self.services.settings
-                )
-            except AuthError as exc:
-                await unauthorized(exc)(scope, receive, send)
-                return
-            scope.setdefault("state", {})["viewer"] = viewer
+            # Verified by `AuthenticationMiddleware`; the view only meets the user.
+            viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
             await self.services.first_sight.see_quietly(viewer)
         await super().__call__(scope, receive, send)

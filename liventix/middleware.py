@@ -1,7 +1,17 @@
-"""ASGI middleware: request ids, request size limits and rate limits.
+"""ASGI middleware: request ids, request size limits, authentication and rate limits.
 
 Pure ASGI (not BaseHTTPMiddleware) so WebSockets and streaming pass through untouched
 and the hot path costs one function call per layer.
+
+Authentication and rate limiting interlock, so their order matters (see `create_app`):
+
+    AuthenticationMiddleware   verifies the bearer token once; records the viewer
+                               (or the verification error) in scope state
+    RateLimitMiddleware        counts the request: per verified user, else per address
+    RefuseBadTokenMiddleware   answers 401 for a recorded verification error
+
+The 401 comes after the count on purpose: a refused token is counted against its
+address, so a client spraying random tokens spends one window, not one per token.
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio
@@ -18,6 +29,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from liventix.auth import AuthError, Viewer, viewer_from_header
+from liventix.settings import Settings
 
 log = logging.getLogger("liventix.http")
 
@@ -86,8 +100,61 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def unauthorized(error: AuthError) -> JSONResponse:
+    """A GraphQL-shaped 401 body, so clients parse it like any other error."""
+    body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+class AuthenticationMiddleware:
+    """Verifies an HTTP request's `Authorization: Bearer` token, once per request.
+
+    Records `state["viewer"]` (anonymous without the header) or, for a token that fails
+    verification, `state["auth_error"]`, answered 401 by `RefuseBadTokenMiddleware`
+    further in. `public_paths` (probes, the signed Stripe webhook) never look at the
+    header, so a proxy's own `Authorization` cannot break them. WebSockets authenticate
+    in their `connection_init` payload instead (`liventix.ws`).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, public_paths: Collection[str]) -> None:
+        self.app = app
+        self.settings = settings
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.public_paths:
+            state = scope.setdefault("state", {})
+            authorization = Headers(scope=scope).get("authorization")
+            try:
+                state["viewer"] = viewer_from_header(authorization, self.settings)
+            except AuthError as error:
+                state["auth_error"] = error
+        await self.app(scope, receive, send)
+
+
+class RefuseBadTokenMiddleware:
+    """Answers 401 when `AuthenticationMiddleware` could not verify the token.
+
+    A layer of its own so that it can sit inside the rate limiter (see the module
+    docstring); with rate limits off it follows authentication directly.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = scope.get("state", {}).get("auth_error") if scope["type"] == "http" else None
+        if isinstance(error, AuthError):
+            await unauthorized(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class RateLimitMiddleware:
-    """Moving-window rate limit per client (user id from the token, else address).
+    """Moving-window rate limit per client: the verified user, else the address.
+
+    Keys on the viewer `AuthenticationMiddleware` verified (placed before this one);
+    requests without one, refused tokens included, count against their address.
 
     Storage is Redis when `REDIS_URL` is set (limits shared by all API processes),
     otherwise per-process memory. Over the limit: 429 with `Retry-After`.
@@ -153,8 +220,13 @@ class RateLimitMiddleware:
 
 
 def _client_key(scope: Scope) -> str:
-    auth = Headers(scope=scope).get("authorization")
-    if auth:
-        return "tok:" + auth[-32:]  # the signature's tail identifies the token
+    """`user:<id>` for a verified viewer, else `ip:<address>`.
+
+    Never the raw header: anyone can make up a new bearer string per request, while a
+    user id comes only from a token signed with our secret.
+    """
+    viewer = scope.get("state", {}).get("viewer")
+    if isinstance(viewer, Viewer) and viewer.user_id is not None:
+        return f"user:{viewer.user_id}"
     client: Any = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")

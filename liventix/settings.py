@@ -11,10 +11,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "liventix-development-secret-change-me-0123456789"
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_liventix_local_development"
 # Where `npm ci` in `web/` puts GraphiQL's built files in a source checkout. An installed
 # package (the Docker image) is not next to `web/`, so it sets GRAPHIQL_ASSETS_DIR.
 DEFAULT_GRAPHIQL_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "node_modules"
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
     jobs_enabled: bool = True
 
     stripe_secret_key: str | None = None
-    stripe_webhook_secret: str = "whsec_liventix_local_development"
+    stripe_webhook_secret: str = DEV_STRIPE_WEBHOOK_SECRET
     stripe_webhook_tolerance: int = Field(default=300, ge=1)
     stripe_api_base: str | None = None
 
@@ -82,6 +84,21 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value or None
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _one_parsable_rate(cls, value: str) -> str:
+        """Parsed here, not first by the rate limiter: a typo must stop the start, not
+        turn every request (health probes included) into a 500 later."""
+        try:
+            items = parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate such as 300/minute or 10/second") from None
+        if len(items) != 1:
+            raise ValueError("must be one limit such as 300/minute (only one is applied)")
+        if items[0].amount < 1:
+            raise ValueError("must allow at least 1 request per window")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_secret(cls, value: str) -> str:
@@ -93,6 +110,17 @@ class Settings(BaseSettings):
     def _production_needs_real_secrets(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEV_JWT_SECRET:
             raise ValueError("JWT_SECRET must be set in production")
+        if (
+            self.environment == "production"
+            and self.stripe_secret_key
+            and self.stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET
+        ):
+            # The default is published in this repository: anyone could sign a fake
+            # "payment succeeded" webhook with it and be handed tickets.
+            raise ValueError(
+                "STRIPE_WEBHOOK_SECRET must be set in production when STRIPE_SECRET_KEY is "
+                "(the default signing secret is public)"
+            )
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return self

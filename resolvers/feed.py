@@ -9,7 +9,6 @@ however many subscribers receive it (`PostCache`).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable
@@ -21,6 +20,7 @@ import db.feed
 import db.users
 from db.errors import DomainError
 from liventix import fastpath
+from liventix.clock import Clock
 from liventix.context import Context, Info, Services
 from liventix.realtime.hub import SubscriberTooSlow
 from resolvers.ids import parse_id
@@ -45,6 +45,7 @@ from schema.feed import (
 )
 
 DEFAULT_PAGE_SIZE = 20
+POST_CACHE_TTL = 60.0  # seconds; long enough for every local subscriber to be sent a post
 REPLAY_LIMIT = 200
 
 
@@ -186,10 +187,12 @@ class PostCache:
 
     The first subscriber to ask for a post starts its load; the others await the same
     future. Entries live for `ttl` seconds (a bounded LRU), long enough for every local
-    subscriber to receive the notification; deletions evict at once.
+    subscriber to receive the notification; deletions evict at once. Age is read from
+    `clock` (the app's), so tests expire entries by moving it.
     """
 
-    def __init__(self, *, maxsize: int = 1024, ttl: float = 60.0) -> None:
+    def __init__(self, clock: Clock, *, maxsize: int = 1024, ttl: float = POST_CACHE_TTL) -> None:
+        self._clock = clock
         self._maxsize = maxsize
         self._ttl = ttl
         self._entries: OrderedDict[
@@ -197,7 +200,7 @@ class PostCache:
         ] = OrderedDict()
 
     async def get(self, services: Services, post_id: uuid.UUID) -> db.feed.FeedRow | None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         entry = self._entries.get(post_id)
         if entry is not None and now - entry[0] < self._ttl:
             self._entries.move_to_end(post_id)
@@ -222,7 +225,7 @@ class PostCache:
                 asyncio.get_running_loop().create_future()
             )
             future.set_result(row)
-            self._entries[row.post.id] = (time.monotonic(), future)
+            self._entries[row.post.id] = (self._clock.monotonic(), future)
             while len(self._entries) > self._maxsize:
                 self._entries.popitem(last=False)
 
@@ -234,7 +237,7 @@ def post_cache(services: Services) -> PostCache:
     """The process's post cache (one per running app: tests run several)."""
     cache = services.extras.get("feed.post_cache")
     if not isinstance(cache, PostCache):
-        cache = PostCache()
+        cache = PostCache(services.clock)
         services.extras["feed.post_cache"] = cache
     return cache
 

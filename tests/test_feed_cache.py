@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import asyncpg
 import pytest
 from databases import Database
 from starlette.applications import Starlette
 
+import db.feed
+import resolvers.feed
 from db.notify import publish
 from liventix import fastpath
+from liventix.clock import FrozenClock
+from liventix.context import Services
 from liventix.realtime import Hub
 from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, scene
 from tests.support import GraphQLClient
@@ -166,3 +171,50 @@ async def test_concurrent_misses_share_one_execution(
         pages = await asyncio.gather(*(texts(client, scene) for _ in range(10)))
     assert pages == [["burst"]] * 10
     assert len(statements) == 1, statements
+
+
+async def test_a_cached_page_expires_after_its_ttl_on_the_injected_clock(
+    client: GraphQLClient, scene: Scene, database: Database, clock: FrozenClock
+) -> None:
+    """The page TTL is read from the app's clock, so moving it expires a page at once
+    and a page never expires while it stands still, however slow the machine."""
+    assert await texts(client, scene) == []  # cached
+    await database.execute(  # committed without announcement: only the TTL can reveal it
+        "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'silent')",
+        {"e": scene.event_id, "a": scene.fan_id},
+    )
+    clock.advance(fastpath.DEFAULT_TTL * 0.9)
+    assert await texts(client, scene) == [], "the page expired before its TTL"
+    clock.advance(fastpath.DEFAULT_TTL * 0.2)
+    assert await texts(client, scene) == ["silent"], "the page outlived its TTL"
+
+
+async def test_the_live_post_cache_expires_on_the_injected_clock(
+    app: Starlette,
+    scene: Scene,
+    database: Database,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    post_id: uuid.UUID = await database.fetch_val(
+        "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'live') RETURNING id",
+        {"e": scene.event_id, "a": scene.fan_id},
+    )
+    services: Services = app.state.services
+    cache = resolvers.feed.post_cache(services)
+    loads: list[list[uuid.UUID]] = []
+    load = db.feed.get_feed_rows
+
+    async def counting(database: Database, ids: list[uuid.UUID]) -> list[db.feed.FeedRow | None]:
+        loads.append(ids)
+        return await load(database, ids)
+
+    monkeypatch.setattr(db.feed, "get_feed_rows", counting)
+    row = await cache.get(services, post_id)
+    assert row is not None and row.post.text == "live"
+    clock.advance(resolvers.feed.POST_CACHE_TTL - 1)
+    assert await cache.get(services, post_id) is row
+    assert loads == [[post_id]], "reloaded before the TTL"
+    clock.advance(2)
+    assert await cache.get(services, post_id) == row
+    assert loads == [[post_id], [post_id]], "the entry outlived its TTL"

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from liventix.auth import Role
+from liventix.auth import Role, mint_token
+from liventix.settings import Settings
 
 QUERY = {"query": "{ viewer { id } }"}
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -121,3 +125,69 @@ async def test_redis_limit_is_shared_by_processes(
     assert (await second.post("/graphql", json=QUERY, headers=carol)).status_code == 200
     assert (await first.post("/graphql", json=QUERY, headers=carol)).status_code == 200
     assert_limited(await second.post("/graphql", json=QUERY, headers=carol))
+
+
+async def test_random_bearer_strings_spend_the_address_budget(
+    make_app: Callable[..., Starlette], open_app: Callable[[Starlette], Any]
+) -> None:
+    """An unverified token is no identity: spraying fresh random tokens from one client
+    must not buy a fresh window each time. Refused tokens still count (401 until the
+    address's budget is spent, then 429)."""
+    http = await open_app(make_app(rate_limit_enabled=True, rate_limit="3/minute"))
+    for _ in range(3):
+        response = await http.post("/graphql", json=QUERY, headers=bearer(secrets.token_hex()))
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert_limited(await http.post("/graphql", json=QUERY, headers=bearer(secrets.token_hex())))
+    assert_limited(await http.post("/graphql", json=QUERY))  # the same address, anonymous
+
+
+async def test_a_users_tokens_share_one_window(
+    make_app: Callable[..., Starlette],
+    open_app: Callable[[Starlette], Any],
+    settings: Settings,
+) -> None:
+    """The window belongs to the verified user, not to one of their tokens."""
+    http = await open_app(make_app(rate_limit_enabled=True, rate_limit="3/minute"))
+    user = uuid.uuid4()
+    tokens = [
+        bearer(mint_token(settings, user, Role.USER, ttl=timedelta(hours=hours)))
+        for hours in (1, 2, 3, 4)
+    ]
+    assert len({t["Authorization"] for t in tokens}) == 4
+    for headers in tokens[:3]:
+        assert (await http.post("/graphql", json=QUERY, headers=headers)).status_code == 200
+    assert_limited(await http.post("/graphql", json=QUERY, headers=tokens[3]))
+
+
+async def test_a_user_and_anonymous_requests_from_one_address_have_separate_windows(
+    make_app: Callable[..., Starlette],
+    open_app: Callable[[Starlette], Any],
+    token: Callable[..., str],
+) -> None:
+    """The rule: a verified user is counted per user id (wherever they connect from);
+    anything else (no token, a refused token) per address."""
+    http = await open_app(make_app(rate_limit_enabled=True, rate_limit="2/minute"))
+    alice = bearer(token(Role.USER))
+    for _ in range(2):
+        assert (await http.post("/graphql", json=QUERY)).status_code == 200
+    assert_limited(await http.post("/graphql", json=QUERY))
+    for _ in range(2):
+        assert (await http.post("/graphql", json=QUERY, headers=alice)).status_code == 200
+    assert_limited(await http.post("/graphql", json=QUERY, headers=alice))
+
+
+async def test_routes_without_a_viewer_ignore_the_authorization_header(
+    make_app: Callable[..., Starlette], open_app: Callable[[Starlette], Any]
+) -> None:
+    """Probes and the Stripe webhook (signed, not bearer-authenticated) are never 401:
+    a proxy adding its own Authorization header must not break them."""
+    http = await open_app(make_app())
+    junk = {"Authorization": "Basic cHJvYmU6cHJvYmU="}
+    assert (await http.get("/healthz", headers=junk)).status_code == 200
+    assert (await http.get("/readyz", headers=junk)).status_code == 200
+    webhook = await http.post("/webhooks/stripe", content=b"{}", headers=junk)
+    assert webhook.status_code == 400, webhook.text  # refused for its missing signature
+    graphql = await http.post("/graphql", json=QUERY, headers=junk)
+    assert graphql.status_code == 401, graphql.text

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from liventix.settings import DEV_JWT_SECRET, Settings, SettingsError, load_settings
+from liventix.settings import (
+    DEV_JWT_SECRET,
+    DEV_STRIPE_WEBHOOK_SECRET,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 VARIABLES = [f.upper() for f in Settings.model_fields]
 
@@ -35,6 +41,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://root@localhost/liventix", "postgresql://"),
         ("REDIS_URL", "memcached://localhost", "redis://"),
         ("LOG_LEVEL", "loud", "debug"),
+        # Unparsable, it used to start the server and then fail every request with 500.
+        ("RATE_LIMIT", "lots", "300/minute"),
+        ("RATE_LIMIT", "0/minute", "at least 1"),
+        ("RATE_LIMIT", "10/second;300/minute", "one limit"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_message(
@@ -63,6 +73,28 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
         load_settings()
     monkeypatch.setenv("JWT_SECRET", "p" * 40)
     assert load_settings().jwt_secret == "p" * 40
+
+
+def test_production_refuses_the_public_webhook_secret_with_stripe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default signing secret is in this repository: with real Stripe keys in
+    production, anyone could sign a fake `payment_intent.succeeded` with it."""
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("JWT_SECRET", "p" * 40)
+    assert load_settings().stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET  # local gateway
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_example")
+    with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET must be set in production"):
+        load_settings()
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_the_stripe_dashboard")
+    assert load_settings().stripe_webhook_secret == "whsec_from_the_stripe_dashboard"
+
+
+def test_development_accepts_the_public_webhook_secret_with_stripe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_example")
+    assert load_settings().stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -95,9 +127,29 @@ def test_a_bad_dotenv_value_is_named_too(tmp_path: Path) -> None:
         load_settings()
 
 
-def test_serve_with_a_bad_variable_exits_2_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"PORT": "not-a-port"}, "PORT: "),
+        ({"RATE_LIMIT": "lots"}, "RATE_LIMIT: "),
+        (
+            {
+                "ENVIRONMENT": "production",
+                "JWT_SECRET": "p" * 40,
+                "STRIPE_SECRET_KEY": "sk_live_example",
+            },
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+    ],
+)
+def test_serve_with_a_bad_variable_exits_2_naming_it(
+    tmp_path: Path, variables: dict[str, str], named: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    env["PORT"] = "not-a-port"
+    env.update(variables)
+    # Nothing listens there: should validation let a bad value through, `serve` fails
+    # fast on the database instead of serving (and the test fails without hanging).
+    env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:9/none"
     result = subprocess.run(
         [sys.executable, "-m", "liventix.cli", "serve"],
         cwd=tmp_path,
@@ -107,7 +159,7 @@ def test_serve_with_a_bad_variable_exits_2_naming_it(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2, result
-    assert "PORT: " in result.stderr, result.stderr
+    assert named in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
