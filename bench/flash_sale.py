@@ -13,7 +13,7 @@
    as the server) stays out of the figures. Then every buyer who got a hold calls
    `checkout` at the same instant (local payment gateway) and the checkout p50/p95 are
    printed against the target (p95 < 500 ms).
-3. Runs the same hold transaction (`db.ticketing.reserve_tickets`) directly through
+3. Runs the same hold transaction (`db.reservations.reserve_tickets`) directly through
    asyncpg, same concurrency, same pool size, on a second identical tier, and prints
    the API/direct ratios: the cost of HTTP, auth and GraphQL on top of the database.
 
@@ -45,9 +45,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import db.errors  # noqa: E402
 import db.events  # noqa: E402
 import db.migrate  # noqa: E402
-import db.ticketing  # noqa: E402
+import db.reservations  # noqa: E402
+import db.tiers  # noqa: E402
 from bench.common import (  # noqa: E402
     DEFAULT_ADMIN_URL,
     drop_database,
@@ -114,7 +116,7 @@ async def seed(url: str, capacity: int, buyers: int) -> tuple[list[uuid.UUID], l
         await db.events.set_event_status(database, actor, event.id, "published", now)
         tiers = []
         for name in ("API", "Direct"):
-            tier = await db.ticketing.create_tier(
+            tier = await db.tiers.create_tier(
                 database, actor, event.id, name=name, price_cents=5000, quantity=capacity, now=now
             )
             tiers.append(tier.id)
@@ -308,10 +310,10 @@ async def direct_race(url: str, tier_id: uuid.UUID, users: list[uuid.UUID]) -> O
         def call(user: uuid.UUID) -> Callable[[], Awaitable[str]]:
             async def run() -> str:
                 try:
-                    await db.ticketing.reserve_tickets(
+                    await db.reservations.reserve_tickets(
                         database, user, tier_id, 1, now=datetime.now(UTC), ttl_seconds=900
                     )
-                except db.ticketing.TicketingError as error:
+                except db.errors.TicketingError as error:
                     return error.code
                 return "held"
 

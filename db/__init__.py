@@ -2,16 +2,24 @@
 
 Every public function here is one business operation in one transaction; it takes the
 `databases.Database`, opens its own connection and transaction in the calling task
-(``databases`` binds connections to tasks) and never touches GraphQL.
+(``databases`` binds connections to tasks) and never touches GraphQL. Functions that
+take an open asyncpg connection instead run inside their caller's transaction.
 
-Expected failures are raised as `DomainError` subclasses, which resolvers map to the
-schema's typed errors in one place::
+Modules, by concept:
 
-    DomainError(code, message, field=None, **details)
-     ├── NotFound          the thing asked for does not exist (or is not visible)
-     ├── NotAllowed        the viewer may not do this
-     └── InvalidInput      the input breaks a rule (too long, too many, out of range)
+* events and feed: `events` (records, organizer writes, who sees an event), `feed`
+  (posts), `users` (profiles);
+* capacity: `tiers` (tier records, organizer writes, which tiers are listed), `holds`
+  (the only writer of tier counters and hold states; the lock order is written there),
+  `reservations` (the buyer's reserve/release), `sweeper` (expired holds);
+* orders: `order_records` (shared records), `checkout`, `completion`,
+  `payment_events` (Stripe events), `refunds`, `checkin`, `order_queries` (reads),
+  `privacy` (contact anonymization);
+* operations: `reconcile`, `ops_views`, `jobs`;
+* plumbing: `core` (connections, transactions, retries), `pages` (every cursor),
+  `notify` and `channels` (realtime messages), `errors` (the exception tree and each
+  domain's codes), `migrate`, `demo`.
 
-Each feature module defines its own codes (``SOLD_OUT``, ``HOLD_EXPIRED`` ...) as
-strings; the schema exposes them as per-domain enums.
+Expected failures are raised as `db.errors.DomainError` subclasses (one per domain,
+each with its code enum), which resolvers map to the schema's typed errors in one place.
 """

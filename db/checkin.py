@@ -2,10 +2,10 @@
 
 One scan is one transaction, opened here (retried on a deadlock or serialization
 failure): the ticket and then its token are locked, the tail of the lock order written
-in `db.ticketing`, so two scanners at two doors admit the holder once and both scans
+in `db.holds`, so two scanners at two doors admit the holder once and both scans
 are counted.
 
-Error codes raised (as `OrderError`): TOKEN_NOT_FOUND, NOT_ALLOWED.
+Errors: `OrderError` with TOKEN_NOT_FOUND or NOT_ALLOWED.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from datetime import datetime
 from databases import Database
 
 from db.core import retry_transient, transaction
-from db.order_records import OrderError, TicketRecord
+from db.errors import OrderCode, OrderError
+from db.order_records import TicketRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class CheckIn:
 
     ticket: TicketRecord
     scan_count: int
-    refusal: str | None = None
+    refusal: OrderCode | None = None
 
 
 @retry_transient
@@ -58,9 +59,11 @@ async def check_in(
             token,
         )
         if row is None:
-            raise OrderError("Unknown ticket", code="TOKEN_NOT_FOUND", field="token")
+            raise OrderError("Unknown ticket", code=OrderCode.TOKEN_NOT_FOUND, field="token")
         if not (actor_is_admin or row["organizer_id"] == actor_id):
-            raise OrderError("Only the event's organizer can check tickets in", code="NOT_ALLOWED")
+            raise OrderError(
+                "Only the event's organizer can check tickets in", code=OrderCode.NOT_ALLOWED
+            )
         scans: int = await conn.fetchval(
             """UPDATE ticketing.ticket_tokens
                   SET scan_count = scan_count + 1, last_scanned_at = $2
@@ -70,10 +73,12 @@ async def check_in(
         )
         ticket = TicketRecord.from_row(row)
         if ticket.status != "issued":
-            refusal = "TICKET_REFUNDED" if ticket.status == "refunded" else "TICKET_VOID"
+            refusal = (
+                OrderCode.TICKET_REFUNDED if ticket.status == "refunded" else OrderCode.TICKET_VOID
+            )
             return CheckIn(ticket=ticket, scan_count=scans, refusal=refusal)
         if ticket.checked_in_at is not None:
-            return CheckIn(ticket=ticket, scan_count=scans, refusal="ALREADY_CHECKED_IN")
+            return CheckIn(ticket=ticket, scan_count=scans, refusal=OrderCode.ALREADY_CHECKED_IN)
         updated = await conn.fetchrow(
             """UPDATE ticketing.tickets SET checked_in_at = $2, checked_in_by = $3, updated_at = $2
                 WHERE id = $1 RETURNING checked_in_at""",

@@ -27,6 +27,8 @@ import asyncpg
 import orjson
 from databases import Database
 
+from db import notify
+
 DEFAULT_ACQUIRE_TIMEOUT_SECONDS = 5.0
 # Attempts in all (the first included) before a transient failure reaches the caller.
 RETRY_ATTEMPTS = 5
@@ -120,13 +122,17 @@ async def transaction(
     """One transaction on the task's connection; commits on exit, rolls back on error.
 
     Nested use in the same task becomes a savepoint (databases' transaction stack).
+    After the outermost COMMIT, the messages published inside (`db.notify.publish`) go
+    to the database's local dispatcher, before this block is left.
     """
     kwargs: dict[str, Any] = {"isolation": isolation} if isolation else {}
     depth = _depth.set(_depth.get() + 1)
     try:
-        # Within the task, `database.connection()` is the connection just acquired.
-        async with connection(database), database.connection().transaction(**kwargs):
-            yield database.connection().raw_connection
+        # Outside the transaction block: what it published is handed on after COMMIT.
+        with notify.recording(database):
+            # Within the task, `database.connection()` is the connection just acquired.
+            async with connection(database), database.connection().transaction(**kwargs):
+                yield database.connection().raw_connection
     finally:
         _depth.reset(depth)
 

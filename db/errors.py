@@ -1,37 +1,123 @@
-"""Domain exceptions raised by repository functions (see the tree in `db/__init__`)."""
+"""Domain exceptions raised by repository functions, and each domain's codes.
+
+Every expected failure is a `DomainError` carrying a message, a machine-readable code
+from its domain's enum, the input field it concerns (a Python/SQL name in snake_case,
+e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
+
+    DomainError(message, code=..., field=None, **details)
+     ├── EventError       EventCode      (events: create, edit, publish)
+     ├── TicketingError   TicketingCode  (tiers and holds; SOLD_OUT carries ``available``,
+     │                                     CAPACITY_BELOW_SOLD ``minimum``)
+     ├── OrderError       OrderCode      (checkout, completion, refunds, check-in, lists)
+     └── FeedError        FeedCode       (posts)
+
+A code outside the domain's enum is refused when the error is made (``ValueError``), so
+no code reaches the schema unmapped. Resolvers map these errors to the schema's typed
+errors in one place per domain (``from_domain`` in ``schema/``), which also turns the
+field into its GraphQL (camelCase) name.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class EventCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    EVENT_CANCELED = "EVENT_CANCELED"
+    NOT_ALLOWED = "NOT_ALLOWED"
+
+
+class TicketingCode(StrEnum):
+    SOLD_OUT = "SOLD_OUT"
+    QUANTITY_INVALID = "QUANTITY_INVALID"
+    MAX_PER_ORDER_EXCEEDED = "MAX_PER_ORDER_EXCEEDED"
+    SALES_NOT_OPEN = "SALES_NOT_OPEN"
+    SALES_ENDED = "SALES_ENDED"
+    EVENT_NOT_PUBLISHED = "EVENT_NOT_PUBLISHED"
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    EVENT_CANCELED = "EVENT_CANCELED"
+    TIER_NOT_FOUND = "TIER_NOT_FOUND"
+    HOLD_NOT_FOUND = "HOLD_NOT_FOUND"
+    HOLD_IN_CHECKOUT = "HOLD_IN_CHECKOUT"
+    CAPACITY_BELOW_SOLD = "CAPACITY_BELOW_SOLD"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    INVALID_INPUT = "INVALID_INPUT"
+    CONFLICT = "CONFLICT"
+
+
+class OrderCode(StrEnum):
+    CONFLICT = "CONFLICT"
+    HOLD_NOT_FOUND = "HOLD_NOT_FOUND"
+    HOLD_EXPIRED = "HOLD_EXPIRED"
+    MIXED_EVENTS = "MIXED_EVENTS"
+    MIXED_CURRENCIES = "MIXED_CURRENCIES"
+    CONTACT_INVALID = "CONTACT_INVALID"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    NOT_REFUNDABLE = "NOT_REFUNDABLE"
+    TICKET_NOT_FOUND = "TICKET_NOT_FOUND"
+    TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    # Raised by `liventix.payments` when the gateway fails during checkout.
+    PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    # Check-in refusals: returned in `db.checkin.CheckIn.refusal`, not raised.
+    ALREADY_CHECKED_IN = "ALREADY_CHECKED_IN"
+    TICKET_REFUNDED = "TICKET_REFUNDED"
+    TICKET_VOID = "TICKET_VOID"
+
+
+class FeedCode(StrEnum):
+    TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    TEXT_INVALID = "TEXT_INVALID"
+    EMPTY_POST = "EMPTY_POST"
+    TOO_MANY_MEDIA = "TOO_MANY_MEDIA"
+    MEDIA_URL_INVALID = "MEDIA_URL_INVALID"
+    MEDIA_INVALID = "MEDIA_INVALID"
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    POST_NOT_FOUND = "POST_NOT_FOUND"
+    NOT_ALLOWED = "NOT_ALLOWED"
 
 
 class DomainError(Exception):
-    """An expected failure: carries a machine-readable `code` and the input `field`."""
+    """An expected failure: a message, a code of the domain's `codes`, the input `field`."""
 
-    default_code = "INVALID"
+    codes: ClassVar[type[StrEnum]]
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: str,
         field: str | None = None,
         **details: Any,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code or self.default_code
+        self.code: StrEnum = self.codes(code)  # ValueError for a code of no domain's enum
         self.field = field
         self.details = details
 
 
-class NotFound(DomainError):
-    default_code = "NOT_FOUND"
+class EventError(DomainError):
+    codes = EventCode
 
 
-class NotAllowed(DomainError):
-    default_code = "NOT_ALLOWED"
+class TicketingError(DomainError):
+    codes = TicketingCode
 
 
-class InvalidInput(DomainError):
-    default_code = "INVALID"
+class OrderError(DomainError):
+    codes = OrderCode
+
+
+class FeedError(DomainError):
+    codes = FeedCode
+
+
+# Every domain error class with its codes (the schema's mapping test walks this).
+DOMAIN_ERRORS: tuple[type[DomainError], ...] = (EventError, TicketingError, OrderError, FeedError)

@@ -3,6 +3,13 @@
 Every write checks ownership inside its own transaction (the row is locked first), so a
 concurrent ownership change or status change can never be skipped over. Listing is
 keyset-paginated on ``(start_at, id)``: stable under inserts, one index range scan.
+
+Who may see an event is one rule, written here once in both languages that need it:
+`event_visible` answers for a record, `event_visible_sql` is the same rule as a SQL
+predicate (tests/test_visibility.py checks they agree). Who manages an event (its
+organizer, or an admin) is `manages_event`.
+
+Errors: `EventError` with an `EventCode` (see `db.errors`).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from databases import Database
 
+from db.channels import FeedMessage
 from db.core import connection, transaction
-from db.errors import DomainError
+from db.errors import EventCode, EventError
 from db.notify import publish
 
 STATUSES = ("draft", "published", "canceled")
@@ -27,10 +35,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "published": frozenset({"published", "draft", "canceled"}),
     "canceled": frozenset({"canceled"}),
 }
-
-
-class EventError(DomainError):
-    """An expected failure about an event (codes shared with ticketing's enum)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,32 @@ class Actor:
     is_admin: bool = False
 
     def may_manage(self, organizer_id: uuid.UUID) -> bool:
-        return self.is_admin or self.user_id == organizer_id
+        return manages_event(organizer_id, self.user_id, self.is_admin)
+
+
+def manages_event(organizer_id: uuid.UUID, viewer_id: uuid.UUID | None, is_admin: bool) -> bool:
+    """The event's organizer and admins manage it (see its drafts, its hidden tiers)."""
+    return is_admin or (viewer_id is not None and viewer_id == organizer_id)
+
+
+def event_visible(event: EventRecord, viewer_id: uuid.UUID | None, is_admin: bool) -> bool:
+    """Published and canceled events are public; a draft is for those who manage it.
+
+    The same rule as `event_visible_sql`.
+    """
+    return event.status != "draft" or manages_event(event.organizer_id, viewer_id, is_admin)
+
+
+def event_visible_sql(event: str, *, viewer_id: str, is_admin: str) -> str:
+    """`event_visible` as a SQL predicate (never NULL) over the events row aliased `event`.
+
+    `viewer_id` and `is_admin` are the SQL expressions (e.g. parameters ``$4``) of the
+    viewer's id (a uuid, NULL when anonymous) and admin flag (a boolean).
+    """
+    return (
+        f"({event}.status <> 'draft' OR {is_admin}::boolean"
+        f" OR coalesce({event}.organizer_id = {viewer_id}::uuid, false))"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +132,18 @@ def validate_fields(fields: dict[str, Any]) -> None:
     """Raise `EventError(INVALID_INPUT)` naming the first bad field (before any write)."""
     title = fields.get("title")
     if title is not None and not 1 <= len(title.strip()) <= 200:
-        raise EventError("Title must be 1 to 200 characters", code="INVALID_INPUT", field="title")
+        raise EventError(
+            "Title must be 1 to 200 characters", code=EventCode.INVALID_INPUT, field="title"
+        )
     if len(fields.get("description") or "") > 10000:
         raise EventError(
             "Description must be at most 10000 characters",
-            code="INVALID_INPUT",
+            code=EventCode.INVALID_INPUT,
             field="description",
         )
     if len(fields.get("venue") or "") > 300:
         raise EventError(
-            "Venue must be at most 300 characters", code="INVALID_INPUT", field="venue"
+            "Venue must be at most 300 characters", code=EventCode.INVALID_INPUT, field="venue"
         )
     zone = fields.get("time_zone")
     if zone is not None:
@@ -120,22 +151,22 @@ def validate_fields(fields: dict[str, Any]) -> None:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise EventError(
-                f"Unknown time zone '{zone}'", code="INVALID_INPUT", field="timeZone"
+                f"Unknown time zone '{zone}'", code=EventCode.INVALID_INPUT, field="time_zone"
             ) from None
     for name in ("start_at", "end_at"):
         value = fields.get(name)
         if isinstance(value, datetime) and value.tzinfo is None:
             raise EventError(
                 "Times must include a UTC offset",
-                code="INVALID_INPUT",
-                field="startAt" if name == "start_at" else "endAt",
+                code=EventCode.INVALID_INPUT,
+                field=name,
             )
 
 
 def _check_window(start_at: datetime, end_at: datetime | None) -> None:
     if end_at is not None and end_at < start_at:
         raise EventError(
-            "The event cannot end before it starts", code="INVALID_INPUT", field="endAt"
+            "The event cannot end before it starts", code=EventCode.INVALID_INPUT, field="end_at"
         )
 
 
@@ -184,17 +215,17 @@ async def _lock_owned(conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUI
         f"SELECT {COLUMNS} FROM events.events WHERE id = $1 FOR UPDATE", event_id
     )
     if row is None:
-        raise EventError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
+        raise EventError("Event not found", code=EventCode.EVENT_NOT_FOUND, field="event_id")
     event = EventRecord.from_row(row)
     if not actor.may_manage(event.organizer_id):
         # Same answer as a missing event for a stranger's draft would leak nothing more.
-        raise EventError("Only the event's organizer may change it", code="NOT_ALLOWED")
+        raise EventError("Only the event's organizer may change it", code=EventCode.NOT_ALLOWED)
     return event
 
 
 async def _announce_event_change(conn: asyncpg.Connection, event_id: uuid.UUID) -> None:
     """Feed pages embed the event (title, status): cached copies must drop on commit."""
-    await publish(conn, f"feed:{event_id}", op="event", event_id=str(event_id))
+    await publish(conn, FeedMessage(event_id, "event"))
 
 
 async def update_event(
@@ -208,12 +239,14 @@ async def update_event(
     async with transaction(database) as conn:
         event = await _lock_owned(conn, actor, event_id)
         if event.status == "canceled":
-            raise EventError("A canceled event cannot be edited", code="EVENT_CANCELED")
+            raise EventError("A canceled event cannot be edited", code=EventCode.EVENT_CANCELED)
         if changes.get("title") is not None:
             changes = {**changes, "title": changes["title"].strip()}
         for name in ("title", "start_at", "time_zone"):
             if name in changes and changes[name] is None:
-                raise EventError(f"{name} cannot be empty", code="INVALID_INPUT", field=name)
+                raise EventError(
+                    f"{name} cannot be empty", code=EventCode.INVALID_INPUT, field=name
+                )
         merged = {name: changes.get(name, getattr(event, name)) for name in EDITABLE}
         _check_window(merged["start_at"], merged["end_at"])
         row = await conn.fetchrow(
@@ -235,13 +268,13 @@ async def set_event_status(
 ) -> EventRecord:
     """Publish, unpublish or cancel an event; canceled is final."""
     if status not in STATUSES:
-        raise EventError(f"Unknown status '{status}'", code="INVALID_INPUT", field="status")
+        raise EventError(f"Unknown status '{status}'", code=EventCode.INVALID_INPUT, field="status")
     async with transaction(database) as conn:
         event = await _lock_owned(conn, actor, event_id)
         if status not in TRANSITIONS[event.status]:
             raise EventError(
                 f"A {event.status} event cannot become {status}",
-                code="EVENT_CANCELED",
+                code=EventCode.EVENT_CANCELED,
                 field="status",
             )
         row = await conn.fetchrow(

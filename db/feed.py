@@ -10,9 +10,11 @@ arrive (they get higher seqs and never shift a later page). A page is ONE statem
 posts joined with their authors, so the caller can prime its author loader and
 resolve a page of any size without further queries.
 
-Errors raised (all `db.errors.DomainError`, codes in the schema's `FeedErrorCode`):
-`InvalidInput` for the content rules (see `validate_post`), `NotFound`
-(`EVENT_NOT_FOUND`, `POST_NOT_FOUND`) and `NotAllowed` (`NOT_ALLOWED`).
+Who may read an event's feed is `db.events.event_visible` (a draft's feed is for those
+who manage the event), used here as SQL (`event_visible_sql`) and in Python.
+
+Errors: `FeedError` with a `FeedCode` (see `db.errors`): the content rules (see
+`validate_post`), EVENT_NOT_FOUND, POST_NOT_FOUND and NOT_ALLOWED.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from urllib.parse import urlsplit
 import asyncpg
 from databases import Database
 
+from db.channels import FeedMessage
 from db.core import connection, transaction
-from db.errors import InvalidInput, NotAllowed, NotFound
-from db.events import EventRecord, get_events
+from db.errors import FeedCode, FeedError
+from db.events import COLUMNS as EVENT_COLUMNS
+from db.events import EventRecord, event_visible, event_visible_sql
 from db.notify import publish
 from db.users import Profile
 
@@ -44,7 +48,11 @@ MEDIA_KINDS = ("image", "video")
 
 @dataclass(frozen=True, slots=True)
 class MediaItem:
-    """One attachment as stored in `feed.posts.media` (jsonb), kind lower-case."""
+    """One attachment as stored in `feed.posts.media` (jsonb), kind lower-case.
+
+    The stored key ``durationSeconds`` is the jsonb format of existing rows, not a
+    GraphQL name: it stays as it is.
+    """
 
     url: str
     kind: str
@@ -92,7 +100,7 @@ class FeedRow:
     event: EventRecord
 
     def visible_to(self, viewer_id: uuid.UUID | None, is_admin: bool) -> bool:
-        """Drafts' posts are for their organizer and admins only."""
+        """Whether the viewer may see the post: its event is visible to them."""
         return event_visible(self.event, viewer_id, is_admin)
 
 
@@ -110,12 +118,6 @@ _EVENT_COLUMNS = ", ".join(f"e.{name} AS e_{name}" for name in _EVENT_FIELDS)
 _ROW_COLUMNS = f"{_POST_COLUMNS}, {_AUTHOR_COLUMNS}, {_EVENT_COLUMNS}"
 _ROW_JOINS = """JOIN users.profiles a ON a.id = p.author_id
                   JOIN events.events e ON e.id = p.event_id"""
-
-
-def event_visible(event: EventRecord, viewer_id: uuid.UUID | None, is_admin: bool) -> bool:
-    """Published and canceled events' feeds are public; a draft's is for its
-    organizer and admins."""
-    return event.status != "draft" or is_admin or event.organizer_id == viewer_id
 
 
 def _post(row: asyncpg.Record) -> PostRecord:
@@ -145,7 +147,7 @@ def _feed_row(row: asyncpg.Record) -> FeedRow:
 
 
 def validate_post(text: str, media: Sequence[MediaItem]) -> tuple[str, tuple[MediaItem, ...]]:
-    """The trimmed text and the media, or `InvalidInput` naming the offending field.
+    """The trimmed text and the media, or `FeedError` naming the offending field.
 
     Rules: text at most 2,000 characters after trimming, not empty unless media is
     given; at most 10 media items; each an https URL with a host, a known kind,
@@ -153,19 +155,19 @@ def validate_post(text: str, media: Sequence[MediaItem]) -> tuple[str, tuple[Med
     """
     text = text.strip()
     if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInput(
+        raise FeedError(
             f"Text is {len(text)} characters; at most {MAX_TEXT_CHARS} are allowed",
-            code="TEXT_TOO_LONG",
+            code=FeedCode.TEXT_TOO_LONG,
             field="text",
         )
     if "\x00" in text:  # PostgreSQL text cannot hold NUL; refuse it as bad input
-        raise InvalidInput("Text contains a NUL character", code="TEXT_INVALID", field="text")
+        raise FeedError("Text contains a NUL character", code=FeedCode.TEXT_INVALID, field="text")
     if not text and not media:
-        raise InvalidInput("Write something or attach media", code="EMPTY_POST", field="text")
+        raise FeedError("Write something or attach media", code=FeedCode.EMPTY_POST, field="text")
     if len(media) > MAX_MEDIA_ITEMS:
-        raise InvalidInput(
+        raise FeedError(
             f"{len(media)} media items; at most {MAX_MEDIA_ITEMS} are allowed",
-            code="TOO_MANY_MEDIA",
+            code=FeedCode.TOO_MANY_MEDIA,
             field="media",
         )
     for index, item in enumerate(media):
@@ -176,42 +178,42 @@ def validate_post(text: str, media: Sequence[MediaItem]) -> tuple[str, tuple[Med
 def _validate_media(index: int, item: MediaItem) -> None:
     where = f"media[{index}]"
     if not _is_https_url(item.url):
-        raise InvalidInput(
+        raise FeedError(
             f"Media {index + 1}: the URL must be an https:// address",
-            code="MEDIA_URL_INVALID",
+            code=FeedCode.MEDIA_URL_INVALID,
             field=f"{where}.url",
         )
     if item.kind not in MEDIA_KINDS:
-        raise InvalidInput(
-            f"Media {index + 1}: unknown kind", code="MEDIA_INVALID", field=f"{where}.kind"
+        raise FeedError(
+            f"Media {index + 1}: unknown kind", code=FeedCode.MEDIA_INVALID, field=f"{where}.kind"
         )
     for name, value in (("width", item.width), ("height", item.height)):
         if not 1 <= value <= MAX_MEDIA_PIXELS_SIDE:
-            raise InvalidInput(
+            raise FeedError(
                 f"Media {index + 1}: {name} must be between 1 and {MAX_MEDIA_PIXELS_SIDE}",
-                code="MEDIA_INVALID",
+                code=FeedCode.MEDIA_INVALID,
                 field=f"{where}.{name}",
             )
     duration = item.duration_seconds
     if duration is not None and not 0 <= duration < float("inf"):
-        raise InvalidInput(
+        raise FeedError(
             f"Media {index + 1}: duration must be a non-negative number of seconds",
-            code="MEDIA_INVALID",
-            field=f"{where}.durationSeconds",
+            code=FeedCode.MEDIA_INVALID,
+            field=f"{where}.duration_seconds",
         )
     if item.kind == "video":
         if duration is None:
-            raise InvalidInput(
+            raise FeedError(
                 f"Media {index + 1}: a video needs its duration",
-                code="MEDIA_INVALID",
-                field=f"{where}.durationSeconds",
+                code=FeedCode.MEDIA_INVALID,
+                field=f"{where}.duration_seconds",
             )
         if duration > MAX_VIDEO_SECONDS:
-            raise InvalidInput(
+            raise FeedError(
                 f"Media {index + 1}: the video is {duration:g} s long; "
                 f"at most {MAX_VIDEO_SECONDS:g} s are allowed",
-                code="VIDEO_TOO_LONG",
-                field=f"{where}.durationSeconds",
+                code=FeedCode.VIDEO_TOO_LONG,
+                field=f"{where}.duration_seconds",
             )
 
 
@@ -246,15 +248,14 @@ async def create_post(
     """
     text, items = validate_post(text, media)
     async with transaction(database) as conn:
-        event = await conn.fetchrow(
-            "SELECT organizer_id, status FROM events.events WHERE id = $1 FOR SHARE",
-            event_id,
+        found = await conn.fetchrow(
+            f"SELECT {EVENT_COLUMNS} FROM events.events WHERE id = $1 FOR SHARE", event_id
         )
-        privileged = event is not None and (event["organizer_id"] == author_id or author_is_admin)
-        if event is None or (event["status"] == "draft" and not privileged):
-            raise NotFound("No such event", code="EVENT_NOT_FOUND", field="eventId")
-        if event["status"] == "canceled":
-            raise NotAllowed("The event is canceled", field="eventId")
+        event = EventRecord.from_row(found) if found is not None else None
+        if event is None or not event_visible(event, author_id, author_is_admin):
+            raise FeedError("No such event", code=FeedCode.EVENT_NOT_FOUND, field="event_id")
+        if event.status == "canceled":
+            raise FeedError("The event is canceled", code=FeedCode.NOT_ALLOWED, field="event_id")
         row = await conn.fetchrow(
             f"""WITH p AS (
                     INSERT INTO feed.posts (event_id, author_id, text, media, created_at)
@@ -270,12 +271,7 @@ async def create_post(
         assert row is not None
         result = _feed_row(row)
         await publish(
-            conn,
-            f"feed:{event_id}",
-            op="created",
-            post_id=str(result.post.id),
-            event_id=str(event_id),
-            seq=result.post.seq,
+            conn, FeedMessage(event_id, "created", post_id=result.post.id, seq=result.post.seq)
         )
     return result
 
@@ -290,8 +286,8 @@ async def delete_post(
 ) -> PostRecord:
     """Soft-delete a post (author, the event's organizer or an admin) and announce it.
 
-    Raises `NotFound(POST_NOT_FOUND)` for unknown or already deleted posts and
-    `NotAllowed` for anyone else. The row is locked, so two deletes never both win.
+    Raises `FeedError` with POST_NOT_FOUND for unknown or already deleted posts and
+    NOT_ALLOWED for anyone else. The row is locked, so two deletes never both win.
     """
     async with transaction(database) as conn:
         row = await conn.fetchrow(
@@ -302,11 +298,12 @@ async def delete_post(
             post_id,
         )
         if row is None:
-            raise NotFound("No such post", code="POST_NOT_FOUND", field="postId")
+            raise FeedError("No such post", code=FeedCode.POST_NOT_FOUND, field="post_id")
         if not (viewer_is_admin or viewer_id in (row["author_id"], row["organizer_id"])):
-            raise NotAllowed(
+            raise FeedError(
                 "Only the author or the event's organizer may delete this post",
-                field="postId",
+                code=FeedCode.NOT_ALLOWED,
+                field="post_id",
             )
         await conn.execute(
             "UPDATE feed.posts SET deleted_at = $2, deleted_by = $3 WHERE id = $1",
@@ -315,24 +312,11 @@ async def delete_post(
             viewer_id,
         )
         post = _post(row)
-        await publish(
-            conn,
-            f"feed:{post.event_id}",
-            op="deleted",
-            post_id=str(post.id),
-            event_id=str(post.event_id),
-            seq=post.seq,
-        )
+        await publish(conn, FeedMessage(post.event_id, "deleted", post_id=post.id, seq=post.seq))
     return post
 
 
 # -- reads ---------------------------------------------------------------------------
-
-
-async def get_event_for_feed(database: Database, event_id: uuid.UUID) -> EventRecord | None:
-    """The event whose feed is asked for (visibility is `event_visible`'s decision)."""
-    [event] = await get_events(database, [event_id])
-    return event
 
 
 async def event_feed_page(
@@ -355,7 +339,7 @@ async def event_feed_page(
             f"""SELECT {_ROW_COLUMNS}
                   FROM feed.posts p {_ROW_JOINS}
                  WHERE p.event_id = $1 AND p.deleted_at IS NULL
-                   AND (e.status <> 'draft' OR $4 OR e.organizer_id = $5)
+                   AND {event_visible_sql("e", viewer_id="$5", is_admin="$4")}
                    AND ($2::bigint IS NULL OR p.seq < $2)
                  ORDER BY p.seq DESC
                  LIMIT $3""",
@@ -383,16 +367,6 @@ async def home_feed_page(database: Database, *, first: int, before_seq: int | No
             limit + 1,
         )
     return FeedPage(rows=[_feed_row(r) for r in rows[:limit]], has_next=len(rows) > limit)
-
-
-async def count_event_posts(database: Database, event_id: uuid.UUID) -> int:
-    """How many visible (not deleted) posts the event has."""
-    async with connection(database) as conn:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM feed.posts WHERE event_id = $1 AND deleted_at IS NULL",
-            event_id,
-        )
-    return count
 
 
 async def posts_since(

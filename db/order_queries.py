@@ -1,9 +1,9 @@
 """The read side of orders and tickets: DataLoader batches and keyset-paginated lists.
 
 Nothing here writes or locks; each function reads on one pooled connection, opened here.
-Cursors are opaque (created_at, id) pairs, newest first.
+Lists are newest first, keyset-paginated on (created_at, id) with `db.pages` cursors.
 
-Error codes raised (as `OrderError`): INVALID_CURSOR, EVENT_NOT_FOUND.
+Errors: `OrderError` with INVALID_CURSOR or EVENT_NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from typing import Any, Generic, TypeVar
 from databases import Database
 
 from db.core import connection
+from db.errors import OrderCode, OrderError
 from db.order_records import (
     ORDER_COLUMNS,
     TICKET_SELECT,
-    OrderError,
     OrderItemRecord,
     OrderRecord,
     TicketRecord,
 )
-from db.pages import decode_cursor
-from db.pages import encode_cursor as encode_cursor  # re-exported for the schema's edges
+from db.pages import decode_cursor, encode_cursor
 
 T = TypeVar("T")
 
@@ -47,7 +46,7 @@ def _since(after: str | None) -> tuple[datetime | None, uuid.UUID | None]:
         return None, None
     since = decode_cursor(after)
     if since is None:
-        raise OrderError("Invalid cursor", code="INVALID_CURSOR", field="after")
+        raise OrderError("Invalid cursor", code=OrderCode.INVALID_CURSOR, field="after")
     return since
 
 
@@ -140,7 +139,7 @@ async def list_event_orders(
             "SELECT organizer_id FROM events.events WHERE id = $1", event_id
         )
         if organizer is None or not (actor_is_admin or organizer == actor_id):
-            raise OrderError("Event not found", code="EVENT_NOT_FOUND", field="eventId")
+            raise OrderError("Event not found", code=OrderCode.EVENT_NOT_FOUND, field="event_id")
         rows = await conn.fetch(
             f"""SELECT {ORDER_COLUMNS} FROM ticketing.orders
                  WHERE event_id = $1 AND ($2::text IS NULL OR status = $2)

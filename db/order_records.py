@@ -1,23 +1,20 @@
 """The order and ticket records every order module shares, and the rules they all keep.
 
-`db.orders` (checkout, completion, payment events), `db.refunds`, `db.checkin` and
-`db.order_queries` read and write these rows. The order row is the arbiter: each write
-locks it (``SELECT ... FOR UPDATE``) before it looks at its status, and statuses only
-move forward::
+`db.checkout`, `db.completion`, `db.payment_events`, `db.refunds`, `db.privacy`,
+`db.checkin` and `db.order_queries` read and write these rows. The order row is the
+arbiter: each write locks it (``SELECT ... FOR UPDATE``) before it looks at its status,
+and statuses only move forward::
 
     pending ──► paid ──► partially_refunded ──► refunded
       │  ▲         └──────────────────────────────▲
       ▼  │ (a failed payment may still succeed)   │ (refunded before success)
-    failed / canceled ──────────────────────────────┘
+    failed / canceled / expired ────────────────────┘
 
 so a webhook delivered twice, concurrently or out of order finds the order already
-moved and changes nothing. Tiers are locked in primary-key order whenever several are
-touched, so two completions or refunds never deadlock.
+moved and changes nothing. Row locks follow the order written in `db.holds` (orders,
+tiers, holds, tickets, tokens).
 
-Error codes raised (as `OrderError`) by the order modules: CONFLICT, HOLD_NOT_FOUND,
-HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND,
-NOT_REFUNDABLE, TICKET_NOT_FOUND, TOKEN_NOT_FOUND, NOT_ALLOWED, INVALID_CURSOR,
-EVENT_NOT_FOUND.
+Errors raised by the order modules: `OrderError` with an `OrderCode` (see `db.errors`).
 """
 
 from __future__ import annotations
@@ -28,14 +25,8 @@ from datetime import datetime
 
 import asyncpg
 
-from db.errors import DomainError
-
 FINAL_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 REOPENABLE_STATUSES = frozenset({"pending", "failed", "canceled", "expired"})
-
-
-class OrderError(DomainError):
-    """An expected failure of an order operation; `code` is one of the module's codes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +92,12 @@ TICKET_SELECT = """SELECT t.id, t.order_id, t.event_id, t.tier_id, t.owner_user_
                            t.sequence_number, t.checked_in_at, t.created_at, k.token
                       FROM ticketing.tickets t
                       JOIN ticketing.ticket_tokens k ON k.ticket_id = t.id"""
+
+
+async def tickets_of(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[TicketRecord]:
+    """The order's tickets with their tokens, in the caller's transaction."""
+    rows = await conn.fetch(
+        f"{TICKET_SELECT} WHERE t.order_id = $1 ORDER BY t.tier_id, t.sequence_number",
+        order_id,
+    )
+    return [TicketRecord.from_row(r) for r in rows]

@@ -2,13 +2,14 @@
 
 `refund_order` is one transaction, opened here (retried on a deadlock or serialization
 failure): the order row is locked first, then its tiers (in primary-key order), then its
-tickets (by id), the lock order written in `db.ticketing`, so a refund never deadlocks
+tickets (by id), the lock order written in `db.holds`, so a refund never deadlocks
 with a completion, a checkout or a release. `refund_tickets_locked` and `insert_refund`
-run inside a transaction the caller already holds (completion and payment events in
-`db.orders` use them). The gateway call never happens here: a refund row is written
-under a UNIQUE idempotency key and settled after commit (see `liventix.payments`).
+run inside a transaction the caller already holds (`db.completion` and
+`db.payment_events` use them). Seats of refunded tickets go back through `db.holds`.
+The gateway call never happens here: a refund row is written under a UNIQUE
+idempotency key and settled after commit (see `liventix.payments`).
 
-Error codes raised (as `OrderError`): ORDER_NOT_FOUND, NOT_REFUNDABLE, TICKET_NOT_FOUND.
+Errors: `OrderError` with ORDER_NOT_FOUND, NOT_REFUNDABLE or TICKET_NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ from datetime import datetime
 import asyncpg
 from databases import Database
 
+import db.holds
+from db.channels import UserMessage
 from db.core import connection, retry_transient, transaction
+from db.errors import OrderCode, OrderError
 from db.notify import publish
 from db.order_records import (
     ALIASED_ORDER_COLUMNS,
     FINAL_STATUSES,
     ORDER_COLUMNS,
-    OrderError,
     OrderRecord,
 )
-from db.ticketing import return_seats
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,13 @@ async def refund_order(
             order_id,
         )
         if row is None or not (actor_is_admin or row["organizer_id"] == actor_id):
-            raise OrderError("Order not found", code="ORDER_NOT_FOUND", field="orderId")
+            raise OrderError("Order not found", code=OrderCode.ORDER_NOT_FOUND, field="order_id")
         order = OrderRecord.from_row(row)
         if order.status not in FINAL_STATUSES:
             raise OrderError(
-                f"A {order.status} order cannot be refunded", code="NOT_REFUNDABLE", field="orderId"
+                f"A {order.status} order cannot be refunded",
+                code=OrderCode.NOT_REFUNDABLE,
+                field="order_id",
             )
         return await refund_tickets_locked(
             conn,
@@ -110,7 +114,7 @@ async def refund_tickets_locked(
     """Refund the order's issued tickets (all, or `ticket_ids`) in the caller's transaction.
 
     The caller holds the order row's lock; the order's tiers are locked next (primary-key
-    order), then its tickets by id, as `db.ticketing`'s lock order says. Raises
+    order), then its tickets by id, as the lock order in `db.holds` says. Raises
     `OrderError(TICKET_NOT_FOUND)` for an id not on the order; tickets not issued are
     skipped, and if none is left `changed` is False.
     """
@@ -131,13 +135,15 @@ async def refund_tickets_locked(
     if ticket_ids is not None:
         known = {t["id"] for t in tickets}
         if not ticket_ids or any(tid not in known for tid in ticket_ids):
-            raise OrderError("Ticket not found", code="TICKET_NOT_FOUND", field="ticketIds")
+            raise OrderError(
+                "Ticket not found", code=OrderCode.TICKET_NOT_FOUND, field="ticket_ids"
+            )
         chosen = [t for t in tickets if t["id"] in set(ticket_ids)]
     targets = [t for t in chosen if t["status"] == "issued"]
     if not targets:
         return RefundOutcome(order=order, refunded_ticket_ids=[], changed=False)
     per_tier = Counter(ticket["tier_id"] for ticket in targets)
-    await return_seats(conn, per_tier, counter="issued_quantity", now=now)
+    await db.holds.return_seats(conn, per_tier, counter="issued_quantity", now=now)
     target_ids = [t["id"] for t in targets]
     await conn.execute(
         """UPDATE ticketing.tickets SET status = 'refunded', updated_at = $2
@@ -175,11 +181,7 @@ async def refund_tickets_locked(
             stripe_refund_id=stripe_refund_id,
         )
     await publish(
-        conn,
-        f"user:{order.user_id}",
-        op="order_refunded",
-        order_id=str(order.id),
-        tickets=len(targets),
+        conn, UserMessage(order.user_id, "order_refunded", order.id, tickets=len(targets))
     )
     return RefundOutcome(order=updated, refunded_ticket_ids=target_ids, changed=True, refund=refund)
 

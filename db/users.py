@@ -8,6 +8,7 @@ from datetime import datetime
 
 from databases import Database
 
+from db.channels import FeedMessage
 from db.core import connection, transaction
 from db.notify import publish
 
@@ -62,6 +63,6 @@ async def update_display_name(database: Database, user_id: uuid.UUID, name: str)
             user_id,
         )
         for event in events:
-            await publish(conn, f"feed:{event['event_id']}", op="author", user_id=str(user_id))
+            await publish(conn, FeedMessage(event["event_id"], "author", user_id=user_id))
     assert row is not None
     return Profile(**dict(row))

@@ -21,10 +21,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 import db.migrate
 from db.core import connection, create_database
-from liventix import fastpath, graphiql, jobs, payments
+from db.notify import dispatch_locally
+from liventix import graphiql, jobs
 from liventix.clock import Clock, SystemClock
 from liventix.context import Services
 from liventix.database_url import resolve_database_url
+from liventix.feed_cache import FeedResponseCache
 from liventix.first_sight import FirstSight
 from liventix.graphql_view import GraphQLView
 from liventix.middleware import (
@@ -34,9 +36,11 @@ from liventix.middleware import (
     RefuseBadTokenMiddleware,
     RequestIdMiddleware,
 )
+from liventix.payments.gateways import gateway_for
 from liventix.realtime import Hub
 from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.settings import Settings, load_settings
+from liventix.webhooks import stripe_webhook
 from liventix.ws import GraphQLTransportWS
 from schema import build_schema
 
@@ -45,7 +49,8 @@ log = logging.getLogger("liventix")
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
-    """Database, migrations, realtime hub and jobs, opened and closed together."""
+    """Database, migrations, realtime hub, payment gateway and jobs, opened and closed
+    together (in reverse order)."""
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(resolve_database_url(settings))
         applied = await db.migrate.migrate(url)
@@ -62,12 +67,18 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         hub = Hub(url, buffer_size=settings.ws_buffer_size)
         await hub.start()
         stack.push_async_callback(hub.stop)
+        # The hub hears this process's commits at once (for its watchers: the feed cache).
+        stack.enter_context(dispatch_locally(database, hub.dispatch_committed))
+        gateway = gateway_for(settings)
+        stack.push_async_callback(gateway.aclose)
         services = Services(
-            settings=settings, db=database, clock=clock, hub=hub, first_sight=FirstSight(database)
+            settings=settings,
+            db=database,
+            clock=clock,
+            hub=hub,
+            first_sight=FirstSight(database),
+            payments=gateway,
         )
-        services.extras["database_url"] = url
-        services.payments = payments.gateway_for(settings)
-        stack.push_async_callback(services.payments.aclose)
         if settings.jobs_enabled:
             await stack.enter_async_context(jobs.running(services))
         tune_for_many_connections()  # avoids second-long GC pauses at 10k subscribers
@@ -90,17 +101,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         nonlocal websockets, http_view
         async with open_services(settings, clock) as services:
             view = GraphQLView(services, schema)
-            feed_cache = fastpath.FeedResponseCache(services.hub, clock=services.clock)
-            services.extras[fastpath.EXTRAS_KEY] = feed_cache
+            feed_cache = FeedResponseCache(services.hub, clock=services.clock)
             http_view = feed_cache.wrap(view)
             websockets = GraphQLTransportWS(services, schema)
             app.state.services = services
             app.state.websockets = websockets
+            app.state.feed_cache = feed_cache
             try:
                 yield {"services": services}
             finally:
                 await websockets.aclose()
-                await feed_cache.close()
+                feed_cache.close()
 
     class GraphQLEndpoint:
         """The view is built in the lifespan (it needs the services); route to it."""
@@ -134,8 +145,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    from liventix.webhooks import stripe_webhook
 
     routes = [
         Route("/healthz", healthz),

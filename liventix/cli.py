@@ -1,4 +1,4 @@
-"""The `liventix` command: serve, migrate, seed-demo, token, and operational jobs."""
+"""The `liventix` command: serve, migrate, seed-demo, token, webhook and reconcile."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
 
 import db.demo
+import db.jobs
 import db.migrate
+import db.reconcile
 from db.core import create_database
+from liventix import jobs
 from liventix.auth import Role, mint_token
+from liventix.clock import SystemClock
 from liventix.database_url import resolve_database_url
+from liventix.payments.gateways import gateway_for
 from liventix.settings import Settings, SettingsError, load_settings
+from liventix.signed_events import EVENT_TYPES, trigger
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,9 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--hours", type=float, default=12.0)
     token.set_defaults(handler=_token)
 
-    from liventix import stripe_cli
+    hook = commands.add_parser(
+        "webhook", help="send a signed Stripe test event for an order to a running server"
+    )
+    hook.add_argument("event_type", choices=EVENT_TYPES)
+    hook.add_argument("--order", type=uuid.UUID, required=True, help="order id")
+    hook.add_argument(
+        "--url", help="webhook URL (default: /webhooks/stripe on HOST and PORT, as `serve` binds)"
+    )
+    hook.set_defaults(handler=_webhook)
 
-    stripe_cli.add_commands(commands)
+    reconcile = commands.add_parser(
+        "reconcile", help="repair paid orders without tickets and drifted counters; report"
+    )
+    reconcile.set_defaults(handler=_reconcile)
     return parser
 
 
@@ -122,9 +145,73 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     role = Role(args.role)
     defaults = {Role.ORGANIZER: db.demo.ORGANIZER_ID, Role.ADMIN: uuid.UUID(int=1)}
     user_id = args.user or defaults.get(role, db.demo.FAN_ID)
-    from datetime import timedelta
-
     print(mint_token(settings, user_id, role, ttl=timedelta(hours=args.hours)))
+    return 0
+
+
+# A wildcard bind address accepts connections on every interface but is not itself an
+# address to connect to: the loopback of the same family reaches the server.
+_CONNECTABLE = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def local_webhook_url(settings: Settings) -> str:
+    """The webhook URL of the server `liventix serve` runs with these settings.
+
+    HOST and PORT are what `serve` binds (a wildcard becomes loopback), so the
+    command reaches a server started with the same environment.
+    """
+    host = _CONNECTABLE.get(settings.host, settings.host)
+    if ":" in host and not host.startswith("["):  # an IPv6 literal needs brackets
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/webhooks/stripe"
+
+
+def _webhook(settings: Settings, args: argparse.Namespace) -> int:
+    url = args.url or local_webhook_url(settings)
+    try:
+        response = asyncio.run(trigger(settings, args.event_type, args.order, url))
+    except LookupError as exc:
+        print(f"liventix: {exc}", file=sys.stderr)
+        return 1
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # httpx's own message ("All connection attempts failed") does not say where.
+        hint = "" if args.url else " (is `liventix serve` running with this HOST and PORT?)"
+        print(
+            f"liventix: could not send the event to {url}: {_one_line(exc)}{hint}", file=sys.stderr
+        )
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:  # the order is read first
+        print(
+            f"liventix: could not read the order from the database: {_one_line(exc)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """The reconciliation job's body, run now and recorded like a scheduled run."""
+
+    async def run() -> dict[str, Any]:
+        async with _migrated_url(settings) as url:
+            database = create_database(url, min_size=1, max_size=2)
+            await database.connect()
+            gateway = gateway_for(settings)
+            try:
+                run_id = await db.jobs.start_run(database, db.reconcile.JOB_NAME)
+                items, report = await jobs.reconcile(database, gateway, SystemClock().now())
+                await db.jobs.finish_run(database, run_id, items=items, report=report)
+                return report
+            finally:
+                await gateway.aclose()
+                await database.disconnect()
+
+    print(orjson.dumps(asyncio.run(run()), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

@@ -14,7 +14,7 @@ from liventix.settings import Settings
 
 if TYPE_CHECKING:
     from liventix.first_sight import FirstSight
-    from liventix.payments import PaymentGateway
+    from liventix.payments.gateways import PaymentGateway
     from liventix.realtime import Hub
     from resolvers.loaders import Loaders
 
@@ -28,7 +28,7 @@ class Services:
     clock: Clock
     hub: Hub
     first_sight: FirstSight
-    payments: PaymentGateway | None = None
+    payments: PaymentGateway
     extras: dict[str, Any] = field(default_factory=dict)
 
 

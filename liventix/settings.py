@@ -7,7 +7,6 @@ never has to read a stack trace to find a typo.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -124,10 +123,6 @@ class Settings(BaseSettings):
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return self
-
-    @cached_property
-    def stripe_enabled(self) -> bool:
-        return bool(self.stripe_secret_key)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -3,12 +3,14 @@
 The signature is checked over the raw body (HMAC-SHA256 with the endpoint secret,
 within the tolerance window) before anything is parsed; anything that fails gets a 400
 and changes nothing. A verified event is then checked whole against the shape Stripe
-sends (`parse_event`): one that does not fit is a `MalformedEvent`, answered 400 and
-recorded once as rejected (`db.payment_events`) so reconciliation shows it to a
-person, with no other effect. A well-formed event is recorded and applied in one
-transaction (see `db.orders.process_payment_event`), so redeliveries and out-of-order
-events are harmless. A gateway refund the event makes necessary (a payment that arrived after the
-tickets sold out) runs after the response is sent: Stripe only waits for the 2xx.
+sends (`parse_event`: strict pydantic models of the fields we read, one per kind of
+object): one that does not fit is a `MalformedEvent`, answered 400 and recorded once
+as rejected (`db.payment_events`) so reconciliation shows it to a person, with no
+other effect. A well-formed event is recorded and applied in one transaction (see
+`db.payment_events.process_payment_event`), so redeliveries and out-of-order events are
+harmless. A gateway refund the event makes necessary (a payment that arrived after the
+tickets sold out) is settled by `liventix.payments.flows.settle_refund` after the
+response is sent: Stripe only waits for the 2xx.
 """
 
 from __future__ import annotations
@@ -16,20 +18,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from contextlib import suppress
-from typing import Any
+from dataclasses import replace
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import stripe
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-import db.orders
 import db.payment_events
-from db.orders import PaymentEvent
+from db.payment_events import PaymentEvent
 from liventix.context import Services
-from liventix.payments import settle_refund
+from liventix.payments.flows import settle_refund
 
 log = logging.getLogger("liventix.webhooks")
 
@@ -82,9 +93,11 @@ async def stripe_webhook(request: Request) -> Response:
         event = decode_event(payload)
     except MalformedEvent as exc:
         return await _reject(services, payload, exc)
-    outcome = await db.orders.process_payment_event(services.db, event, now=services.clock.now())
+    outcome = await db.payment_events.process_payment_event(
+        services.db, event, now=services.clock.now()
+    )
     background = None
-    if outcome.refund is not None and services.payments is not None:
+    if outcome.refund is not None:
         background = BackgroundTask(settle_refund, services.db, services.payments, outcome.refund)
     body = {"received": True, "duplicate": outcome.duplicate, "result": outcome.result}
     return JSONResponse(body, background=background)
@@ -118,146 +131,184 @@ def parse_event(raw: object) -> PaymentEvent:
     """The fields we act on, from a decoded Stripe event of any type.
 
     Every field read is checked for the type Stripe sends (ids non-empty strings,
-    amounts non-negative integers, objects objects), before anything acts on it: a
+    amounts non-negative integers, objects objects) before anything acts on it: a
     misfit raises `MalformedEvent` naming the field, never a `ValueError` mid-way.
+    The envelope is read first; its type then picks the model of `data.object`.
     """
-    event = _object(raw, "event")
-    known_id, known_type = _readable_string(event, "id"), _readable_string(event, "type")
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"event: {_OBJECT_EXPECTED}")
+    known_id, known_type = _usable_id(raw.get("id")), _usable_id(raw.get("type"))
     try:
-        return _read_event(event)
+        event = _validate(_Event, raw, "")
+        obj = event.data.object
+        return _validate(_object_model(event.type, obj), obj, "data.object").event(
+            event.id, event.type
+        )
     except MalformedEvent as exc:
         raise MalformedEvent(exc.reason, event_id=known_id, event_type=known_type) from None
 
 
-def _read_event(event: dict[str, Any]) -> PaymentEvent:
-    event_id = _required_string(event, "id", "")
-    event_type = _required_string(event, "type", "")
-    obj = _object(_object(event.get("data"), "data").get("object"), "data.object")
-    if event_type.startswith("payment_intent."):
-        return _payment_intent_event(event_id, event_type, obj)
-    return _charge_or_refund_event(event_id, event_type, obj)
+# ------------------------------------------------------------------- event models
 
 
-def _payment_intent_event(event_id: str, event_type: str, obj: dict[str, Any]) -> PaymentEvent:
-    where = "data.object"
-    error = _optional_object(obj, "last_payment_error", where)
-    return PaymentEvent(
-        id=event_id,
-        type=event_type,
-        payment_intent_id=_string(obj, "id", where),
-        order_id=_order_id(_metadata(obj)),
-        failure_message=_string(
-            error, "message", f"{where}.last_payment_error", max_length=TEXT_MAX_LENGTH
-        ),
-    )
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold one
+        raise PydanticCustomError("string_nul", "String should not contain NUL")
+    return value
 
 
-def _charge_or_refund_event(event_id: str, event_type: str, obj: dict[str, Any]) -> PaymentEvent:
-    """A charge, refund or any other object: what links it to an order, and any
-    refunded amount (required where we act on it)."""
-    where = "data.object"
-    metadata = _metadata(obj)
-    is_refund = event_type.startswith("refund.")
-    amount: int | None = None
-    if event_type == "charge.refunded":
-        amount = _amount(obj, "amount_refunded", where)
-    elif is_refund and _string(obj, "status", where) == "succeeded":
-        amount = _amount(obj, "amount", where)
-    return PaymentEvent(
-        id=event_id,
-        type=event_type,
-        payment_intent_id=_string(obj, "payment_intent", where),
-        order_id=_order_id(metadata),
-        amount_refunded=amount,
-        refund_id=_required_string(obj, "id", where) if is_refund else None,
-        ours="liventix_refund_id" in metadata,
-    )
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(_no_nul)
+]
+Text = Annotated[
+    str, StringConstraints(min_length=1, max_length=TEXT_MAX_LENGTH), AfterValidator(_no_nul)
+]
+Amount = Annotated[int, Field(ge=0)]  # in the currency's minor unit; strict: never a bool
+
+_OBJECT_EXPECTED = "Input should be an object"
+# Pydantic says "a valid dictionary or instance of <model>": our class names are not
+# the sender's business.
+_MESSAGES = {"model_type": _OBJECT_EXPECTED, "dict_type": _OBJECT_EXPECTED}
 
 
-def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    return _optional_object(obj, "metadata", "data.object")
+class _Strict(BaseModel):
+    """Exactly Stripe's JSON types ("5" is not 5, true is not 1); other fields ignored.
+    A field that may be absent may also be null."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
 
-def _order_id(metadata: dict[str, Any]) -> uuid.UUID | None:
-    """Our order id, if the metadata holds one.
+_M = TypeVar("_M", bound=_Strict)
 
-    A string that is not a UUID is not an error: metadata is free-form, and other
-    integrations on the same Stripe account may use the key for their own ids.
-    """
-    value = _string(metadata, "order_id", "data.object.metadata")
+
+def _validate(model: type[_M], value: object, where: str) -> _M:
+    """`model` of `value`, or a `MalformedEvent` naming the first field that misfits."""
     try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = [str(part) for part in error["loc"]]
+        path = ".".join([where, *loc] if where else loc)
+        raise MalformedEvent(f"{path}: {_MESSAGES.get(error['type'], error['msg'])}") from None
+
+
+_ID = TypeAdapter(Id)
+
+
+def _usable_id(value: object) -> str | None:
+    """`value` if it is a usable id, else None (for recording a rejection)."""
+    try:
+        return _ID.validate_python(value, strict=True)
+    except ValidationError:
         return None
 
 
-# ------------------------------------------------------------------- field readers
+class _Data(_Strict):
+    object: dict[str, Any]
 
 
-def _path(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+class _Event(_Strict):
+    id: Id
+    type: Id
+    data: _Data
 
 
-def _describe(value: object) -> str:
-    """The JSON kind of `value`, for a reason (never the value: it is not ours to log)."""
-    if isinstance(value, bool):  # before int: bool is an int in Python, not in JSON
-        return "a boolean"
-    if isinstance(value, int) and value < 0:
-        return "a negative number"
-    kinds = {dict: "an object", list: "an array", str: "a string", int: "a number"}
-    kinds |= {float: "a number", type(None): "null"}
-    return kinds.get(type(value), type(value).__name__)
+class _Metadata(_Strict):
+    order_id: Id | None = None
+    liventix_refund_id: Any = None  # only its presence counts
+
+    @property
+    def order(self) -> uuid.UUID | None:
+        """Our order id, if the metadata holds one.
+
+        A string that is not a UUID is not an error: metadata is free-form, and other
+        integrations on the same Stripe account may use the key for their own ids.
+        """
+        try:
+            return uuid.UUID(self.order_id) if self.order_id else None
+        except ValueError:
+            return None
+
+    @property
+    def ours(self) -> bool:
+        """A refund this service asked for."""
+        return "liventix_refund_id" in self.model_fields_set
 
 
-def _object(value: object, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MalformedEvent(f"{where}: expected an object, got {_describe(value)}")
-    return value
+_NO_METADATA = _Metadata()
 
 
-def _optional_object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    """An object that may be absent or null (then empty)."""
-    value = parent.get(key)
-    return {} if value is None else _object(value, _path(where, key))
+class _PaymentError(_Strict):
+    message: Text | None = None
 
 
-def _string(
-    parent: dict[str, Any], key: str, where: str, *, max_length: int = ID_MAX_LENGTH
-) -> str | None:
-    """A string that may be absent or null; present, it is 1 to `max_length` characters
-    without NUL (PostgreSQL text cannot hold one)."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
-        shown = "an unusable string" if isinstance(value, str) else _describe(value)
-        raise MalformedEvent(
-            f"{_path(where, key)}: expected a string of 1 to {max_length} characters"
-            f" without NUL, got {shown}"
+class _PaymentIntent(_Strict):
+    """`payment_intent.*`."""
+
+    id: Id | None = None
+    metadata: _Metadata | None = None
+    last_payment_error: _PaymentError | None = None
+
+    def event(self, event_id: str, event_type: str) -> PaymentEvent:
+        error = self.last_payment_error
+        return PaymentEvent(
+            id=event_id,
+            type=event_type,
+            payment_intent_id=self.id,
+            order_id=(self.metadata or _NO_METADATA).order,
+            failure_message=error.message if error else None,
         )
-    return value
 
 
-def _required_string(parent: dict[str, Any], key: str, where: str) -> str:
-    value = _string(parent, key, where)
-    if value is None:
-        raise MalformedEvent(f"{_path(where, key)}: required")
-    return value
+class _Object(_Strict):
+    """A charge, refund or any other object: what links it to an order."""
 
+    payment_intent: Id | None = None
+    metadata: _Metadata | None = None
 
-def _readable_string(event: dict[str, Any], key: str) -> str | None:
-    """`event[key]` if it is a usable string, else None (for recording a rejection)."""
-    with suppress(MalformedEvent):
-        return _string(event, key, "")
-    return None
-
-
-def _amount(parent: dict[str, Any], key: str, where: str) -> int:
-    """An amount in the currency's minor unit: a non-negative integer, never a bool."""
-    value = parent.get(key)
-    if type(value) is not int or value < 0:
-        got = "nothing" if key not in parent else _describe(value)
-        raise MalformedEvent(
-            f"{_path(where, key)}: expected a non-negative integer amount, got {got}"
+    def event(self, event_id: str, event_type: str) -> PaymentEvent:
+        metadata = self.metadata or _NO_METADATA
+        return PaymentEvent(
+            id=event_id,
+            type=event_type,
+            payment_intent_id=self.payment_intent,
+            order_id=metadata.order,
+            ours=metadata.ours,
         )
-    return value
+
+
+class _RefundedCharge(_Object):
+    """`charge.refunded`: the amount refunded so far is what we act on."""
+
+    amount_refunded: Amount
+
+    def event(self, event_id: str, event_type: str) -> PaymentEvent:
+        return replace(super().event(event_id, event_type), amount_refunded=self.amount_refunded)
+
+
+class _Refund(_Object):
+    """`refund.*` of a refund not (yet) succeeded: its amount is not read."""
+
+    id: Id
+    status: Id | None = None
+
+    def event(self, event_id: str, event_type: str) -> PaymentEvent:
+        return replace(super().event(event_id, event_type), refund_id=self.id)
+
+
+class _SucceededRefund(_Refund):
+    amount: Amount
+
+    def event(self, event_id: str, event_type: str) -> PaymentEvent:
+        return replace(super().event(event_id, event_type), amount_refunded=self.amount)
+
+
+def _object_model(event_type: str, obj: dict[str, Any]) -> type[_PaymentIntent | _Object]:
+    """The model of `data.object` for this type of event (see the classes)."""
+    if event_type.startswith("payment_intent."):
+        return _PaymentIntent
+    if event_type == "charge.refunded":
+        return _RefundedCharge
+    if event_type.startswith("refund."):
+        return _SucceededRefund if obj.get("status") == "succeeded" else _Refund
+    return _Object

@@ -47,9 +47,10 @@ from strawberry import Schema
 
 from liventix.auth import ANONYMOUS, AuthError, Viewer, bearer_token, viewer_from_token
 from liventix.context import Services
-from liventix.realtime import metrics
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
-from liventix.realtime.multiplex import Group, Multiplexer, Request
+from liventix.realtime.metrics import SLOW_SUBSCRIBERS_DROPPED
+from liventix.subscriptions import metrics
+from liventix.subscriptions.multiplex import Group, Multiplexer, Request
 
 log = logging.getLogger("liventix.ws")
 
@@ -145,7 +146,7 @@ class Connection:
         if self.closed:
             return
         if not self._outbox.put(frame, replace_key):
-            metrics.SLOW_SUBSCRIBERS_DROPPED.labels("websocket").inc()
+            SLOW_SUBSCRIBERS_DROPPED.labels("websocket").inc()
             log.warning("closing a WebSocket whose client reads too slowly")
             self.close_soon(1013, "subscriber too slow")
 

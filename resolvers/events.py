@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Any
@@ -12,8 +10,8 @@ import strawberry
 from strawberry.relay import PageInfo
 
 import db.events
+import db.pages
 from db.errors import DomainError
-from liventix import fastpath
 from liventix.auth import Role
 from liventix.context import Info
 from resolvers.ids import parse_id
@@ -44,46 +42,36 @@ async def organizer_actor(info: Info) -> db.events.Actor | TicketingError:
     return db.events.Actor(user_id=viewer.user_id, is_admin=viewer.is_admin)
 
 
-def _visible(info: Info, record: db.events.EventRecord) -> bool:
-    viewer = info.context.viewer
-    return (
-        record.status != "draft"
-        or viewer.is_admin
-        or (viewer.user_id is not None and viewer.user_id == record.organizer_id)
-    )
-
-
 async def event(info: Info, id: strawberry.ID) -> Event | None:
     """An event by id: published/canceled ones for anyone, drafts for their organizer."""
     event_id = parse_id(id)
     if event_id is None:
         return None
     record = await info.context.loaders.get(db.events.get_events).load(event_id)
-    if record is None or not _visible(info, record):
+    viewer = info.context.viewer
+    if record is None or not db.events.event_visible(record, viewer.user_id, viewer.is_admin):
         return None
     return Event.from_record(record)
 
 
-def encode_cursor(record: db.events.EventRecord) -> str:
-    raw = f"{record.start_at.isoformat()}|{record.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        start, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(start), uuid.UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ClientError("Invalid cursor", "BAD_USER_INPUT") from None
+def _keyset(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (start_at, id) after which a page starts; BAD_USER_INPUT if not a cursor."""
+    keyset = db.pages.decode_cursor(cursor)
+    if keyset is None:
+        raise ClientError("Invalid cursor", "BAD_USER_INPUT")
+    return keyset
 
 
 async def events(info: Info, first: int = 20, after: str | None = None) -> EventConnection:
     """Published events that are not over yet, soonest first (Relay pagination)."""
     if not 1 <= first <= MAX_PAGE:
         raise ClientError(f"first must be between 1 and {MAX_PAGE}", "BAD_USER_INPUT")
-    keyset = decode_cursor(after) if after else None
+    keyset = _keyset(after) if after else None
     page = await db.events.list_published(info.context.db, info.context.clock.now(), first, keyset)
-    edges = [EventEdge(cursor=encode_cursor(r), node=Event.from_record(r)) for r in page.events]
+    edges = [
+        EventEdge(cursor=db.pages.encode_cursor(r.start_at, r.id), node=Event.from_record(r))
+        for r in page.events
+    ]
     return EventConnection(
         edges=edges,
         page_info=PageInfo(
@@ -142,7 +130,6 @@ async def update_event(info: Info, id: strawberry.ID, input: UpdateEventInput) -
         )
     except DomainError as error:
         return TicketingError.from_domain(error)
-    fastpath.invalidate(info.context.services, event_id)
     return EventPayload(event=Event.from_record(record))
 
 
@@ -159,7 +146,6 @@ async def set_event_status(info: Info, id: strawberry.ID, status: EventStatus) -
         )
     except DomainError as error:
         return TicketingError.from_domain(error)
-    fastpath.invalidate(info.context.services, event_id)
     return EventPayload(event=Event.from_record(record))
 
 

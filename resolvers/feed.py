@@ -17,9 +17,10 @@ import strawberry
 
 import db.events
 import db.feed
+import db.pages
 import db.users
+from db.channels import FeedMessage, Resync
 from db.errors import DomainError
-from liventix import fastpath
 from liventix.clock import Clock
 from liventix.context import Context, Info, Services
 from liventix.realtime.hub import SubscriberTooSlow
@@ -40,8 +41,6 @@ from schema.feed import (
     PostCreated,
     PostDeleted,
     PostEdge,
-    decode_cursor,
-    encode_cursor,
 )
 
 DEFAULT_PAGE_SIZE = 20
@@ -52,7 +51,7 @@ REPLAY_LIMIT = 200
 def _before_seq(after: str | None) -> int | None:
     if after is None:
         return None
-    seq = decode_cursor(after)
+    seq = db.pages.decode_seq_cursor(after)
     if seq is None:
         raise ClientError("`after` is not a feed cursor", "BAD_USER_INPUT")
     return seq
@@ -150,7 +149,6 @@ async def create_post(
         )
     except DomainError as error:
         return FeedError.from_domain(error)
-    fastpath.invalidate(ctx.services, eid)
     _prime(ctx, [row])
     return CreatePostPayload(post=Post.from_row(row), edge=PostEdge.from_row(row))
 
@@ -173,7 +171,6 @@ async def delete_post(info: Info, post_id: strawberry.ID) -> DeletePostResult:
         )
     except DomainError as error:
         return FeedError.from_domain(error)
-    fastpath.invalidate(ctx.services, deleted.event_id)
     return DeletePostPayload(
         post_id=strawberry.ID(str(deleted.id)), event_id=strawberry.ID(str(deleted.event_id))
     )
@@ -254,14 +251,13 @@ async def event_feed_updates(
     ctx = info.context
     after_seq = _before_seq(after)
     eid = parse_id(event_id)
-    event = await db.feed.get_event_for_feed(ctx.db, eid) if eid else None
-    if event is None or not db.feed.event_visible(event, ctx.viewer.user_id, ctx.viewer.is_admin):
+    (event,) = await db.events.get_events(ctx.db, [eid]) if eid else (None,)
+    if event is None or not db.events.event_visible(event, ctx.viewer.user_id, ctx.viewer.is_admin):
         raise ClientError("No such event", "EVENT_NOT_FOUND")
     services = ctx.services
     cache = post_cache(services)
-    key = f"feed:{event.id}"
     last_cursor = after
-    async with services.hub.subscribe(key) as inbox:
+    async with services.hub.subscribe(FeedMessage.channel_of(event.id)) as inbox:
         replayed: set[uuid.UUID] = set()
         if after_seq is not None:
             rows = await db.feed.posts_since(ctx.db, event.id, after_seq, limit=REPLAY_LIMIT + 1)
@@ -275,30 +271,30 @@ async def event_feed_updates(
             for row in rows:
                 replayed.add(row.post.id)
                 cache.put(row)
-                last_cursor = encode_cursor(row.post.seq)
+                last_cursor = db.pages.encode_seq_cursor(row.post.seq)
                 yield PostCreated(post=Post.from_row(row), cursor=last_cursor)
         try:
-            async for message in inbox:
-                op = message.get("op")
-                if op == "resync":
+            async for received in inbox:
+                message = FeedMessage.decode(received)
+                if isinstance(message, Resync):
                     yield FeedResync(
                         event_id=strawberry.ID(str(event.id)),
                         reason="MISSED_NOTIFICATIONS",
                         last_cursor=last_cursor,
                     )
                     continue
-                pid = parse_id(str(message.get("post_id")))
-                if pid is None:
-                    continue
-                if op == "created":
+                if message is None or message.post_id is None:
+                    continue  # malformed, or an event edit or author rename: not shown
+                pid = message.post_id
+                if message.kind == "created":
                     if pid in replayed:
                         continue
                     loaded = await cache.get(services, pid)
                     if loaded is None:
                         continue  # deleted before it could be loaded: a delete follows
-                    last_cursor = encode_cursor(loaded.post.seq)
+                    last_cursor = db.pages.encode_seq_cursor(loaded.post.seq)
                     yield PostCreated(post=Post.from_row(loaded), cursor=last_cursor)
-                elif op == "deleted":
+                elif message.kind == "deleted":
                     cache.forget(pid)
                     yield PostDeleted(
                         post_id=strawberry.ID(str(pid)), event_id=strawberry.ID(str(event.id))

@@ -14,13 +14,12 @@ from collections.abc import Sequence
 import strawberry
 
 import db.checkin
+import db.errors
+import db.ops_views
 import db.order_queries
-import db.order_records
-import db.reconcile
-import db.refunds
-from db.orders import Contact
-from liventix import payments
+from db.checkout import Contact
 from liventix.context import Info
+from liventix.payments import flows
 from schema.errors import ClientError
 from schema.orders import (
     CheckInPayload,
@@ -88,11 +87,9 @@ async def checkout(
     holds = _ids(hold_ids, "holdIds")
     if isinstance(holds, OrderError):
         return holds
-    if ctx.services.payments is None:
-        return OrderError.of(OrderErrorCode.PAYMENT_PROVIDER_ERROR, "Payments are not configured")
     await ctx.services.first_sight.see(ctx.viewer)
     try:
-        result = await payments.checkout(
+        result = await flows.checkout(
             ctx.db,
             ctx.services.payments,
             ctx.clock,
@@ -100,7 +97,7 @@ async def checkout(
             hold_ids=holds,
             contact=Contact(email=contact.email, name=contact.name, phone=contact.phone),
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         return OrderError.from_domain(exc)
     order = result.checkout.order
     return CheckoutPayload(
@@ -130,19 +127,18 @@ async def refund_order(
     if len(reason) > 500:
         return OrderError.of(OrderErrorCode.INVALID_INPUT, "Reason is too long", "reason")
     try:
-        outcome = await db.refunds.refund_order(
+        outcome = await flows.refund(
             ctx.db,
+            ctx.services.payments,
+            ctx.clock,
             order_id=ids[0],
             actor_id=actor,
             actor_is_admin=ctx.viewer.is_admin,
             ticket_ids=tickets,
             reason=reason or "requested by the organizer",
-            now=ctx.clock.now(),
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         return OrderError.from_domain(exc)
-    if outcome.refund is not None and ctx.services.payments is not None:
-        await payments.settle_refund(ctx.db, ctx.services.payments, outcome.refund)
     return RefundPayload(
         order=Order.from_record(outcome.order),
         refunded_tickets=[strawberry.ID(str(t)) for t in outcome.refunded_ticket_ids],
@@ -165,7 +161,7 @@ async def check_in(info: Info, token: str) -> CheckInResult:
             actor_is_admin=ctx.viewer.is_admin,
             now=ctx.clock.now(),
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         return OrderError.from_domain(exc)
     if scan.refusal is None:
         return CheckInPayload(ticket=Ticket.from_record(scan.ticket), scan_count=scan.scan_count)
@@ -188,7 +184,7 @@ async def my_orders(info: Info, first: int = 20, after: str | None = None) -> Or
         page = await db.order_queries.list_user_orders(
             info.context.db, user_id, first=_first(first), after=after
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         raise ClientError(exc.message, "BAD_USER_INPUT") from None
     return OrderConnection.from_page(page)
 
@@ -199,7 +195,7 @@ async def my_tickets(info: Info, first: int = 20, after: str | None = None) -> T
         page = await db.order_queries.list_user_tickets(
             info.context.db, user_id, first=_first(first), after=after
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         raise ClientError(exc.message, "BAD_USER_INPUT") from None
     return TicketConnection.from_page(page)
 
@@ -249,7 +245,7 @@ async def event_orders(
             after=after,
             status=status.value if status else None,
         )
-    except db.order_records.OrderError as exc:
+    except db.errors.OrderError as exc:
         return OrderError.from_domain(exc)
     return OrderConnection.from_page(page)
 
@@ -259,17 +255,17 @@ async def event_health(info: Info, event_id: strawberry.ID | None = None) -> lis
     ids = None if event_id is None else _ids([event_id], "eventId")
     if isinstance(ids, OrderError):
         raise ClientError(ids.message, "BAD_USER_INPUT")
-    rows = await db.reconcile.event_health(info.context.db, ids)
+    rows = await db.ops_views.event_health(info.context.db, ids)
     return [EventHealth.from_row(r) for r in rows]
 
 
 async def event_readiness(info: Info) -> list[EventReadiness]:
     _require_admin(info)
-    rows = await db.reconcile.event_readiness(info.context.db)
+    rows = await db.ops_views.event_readiness(info.context.db)
     return [EventReadiness.from_row(r) for r in rows]
 
 
 async def reconciliation_reports(info: Info, limit: int = 20) -> list[ReconciliationReport]:
     _require_admin(info)
-    rows = await db.reconcile.reports(info.context.db, min(max(limit, 1), 100))
+    rows = await db.ops_views.reconciliation_reports(info.context.db, min(max(limit, 1), 100))
     return [ReconciliationReport.from_row(r) for r in rows]

@@ -9,9 +9,11 @@ from typing import Any
 import strawberry
 
 import db.events
-import db.ticketing
+import db.reservations
+import db.tiers
+from db.channels import Resync, TierMessage
 from db.errors import DomainError
-from liventix.context import Info, Services
+from liventix.context import Info
 from resolvers.events import organizer_actor
 from resolvers.ids import parse_id
 from schema.errors import ClientError
@@ -57,7 +59,7 @@ async def reserve_tickets(
     if tier is None:
         return TicketingError.of(TicketingErrorCode.TIER_NOT_FOUND, "Tier not found", "tierId")
     try:
-        hold = await db.ticketing.reserve_tickets(
+        hold = await db.reservations.reserve_tickets(
             info.context.db,
             buyer,
             tier,
@@ -79,7 +81,7 @@ async def release_hold(info: Info, hold_id: strawberry.ID) -> ReleaseHoldResult:
         return TicketingError.of(TicketingErrorCode.HOLD_NOT_FOUND, "Hold not found", "holdId")
     actor = db.events.Actor(user_id=viewer.user_id, is_admin=viewer.is_admin)
     try:
-        record = await db.ticketing.release_hold(
+        record = await db.reservations.release_hold(
             info.context.db, actor, hold, info.context.clock.now()
         )
     except DomainError as error:
@@ -91,7 +93,7 @@ async def my_holds(info: Info) -> list[Hold]:
     viewer = info.context.viewer
     if viewer.user_id is None:
         raise ClientError("Sign in first", "UNAUTHENTICATED")
-    records = await db.ticketing.active_holds(
+    records = await db.reservations.active_holds(
         info.context.db, viewer.user_id, info.context.clock.now()
     )
     return [Hold.from_record(r) for r in records]
@@ -105,7 +107,7 @@ async def create_tier(info: Info, input: CreateTierInput) -> TierResult:
     if event_id is None:
         return TicketingError.of(TicketingErrorCode.EVENT_NOT_FOUND, "Event not found", "eventId")
     try:
-        record = await db.ticketing.create_tier(
+        record = await db.tiers.create_tier(
             info.context.db,
             actor,
             event_id,
@@ -133,12 +135,12 @@ async def update_tier(info: Info, id: strawberry.ID, input: UpdateTierInput) -> 
     if tier_id is None:
         return TicketingError.of(TicketingErrorCode.TIER_NOT_FOUND, "Tier not found", "id")
     changes: dict[str, Any] = {}
-    for name in db.ticketing.TIER_EDITABLE:
+    for name in db.tiers.TIER_EDITABLE:
         value = getattr(input, name)
         if value is not strawberry.UNSET:
             changes[name] = value.value if name == "status" and value is not None else value
     try:
-        record = await db.ticketing.update_tier(
+        record = await db.tiers.update_tier(
             info.context.db, actor, tier_id, changes, info.context.clock.now()
         )
     except DomainError as error:
@@ -152,8 +154,8 @@ async def _visible_event(info: Info, event_id: uuid.UUID) -> tuple[bool, bool]:
     if record is None:
         return False, False
     viewer = info.context.viewer
-    manages = viewer.is_admin or viewer.user_id == record.organizer_id
-    return record.status != "draft" or manages, manages
+    manages = db.events.manages_event(record.organizer_id, viewer.user_id, viewer.is_admin)
+    return db.events.event_visible(record, viewer.user_id, viewer.is_admin), manages
 
 
 async def event_tiers(info: Info, event_id: strawberry.ID) -> list[TicketTier]:
@@ -164,8 +166,8 @@ async def event_tiers(info: Info, event_id: strawberry.ID) -> list[TicketTier]:
     visible, manages = await _visible_event(info, parsed)
     if not visible:
         return []
-    (records,) = await db.ticketing.tiers_for_events(info.context.db, [parsed])
-    return [TicketTier.from_record(r) for r in records if manages or r.status != "hidden"]
+    (records,) = await db.tiers.tiers_for_events(info.context.db, [parsed])
+    return [TicketTier.from_record(r) for r in records if db.tiers.tier_listed(r, manages=manages)]
 
 
 async def _snapshot(
@@ -176,8 +178,8 @@ async def _snapshot(
     Never through the DataLoader: a subscription's loaders live as long as the WebSocket
     and would serve stale counters.
     """
-    (records,) = await db.ticketing.tiers_for_events(info.context.db, [event_id])
-    shown = [r for r in records if manages or r.status != "hidden"]
+    (records,) = await db.tiers.tiers_for_events(info.context.db, [event_id])
+    shown = [r for r in records if db.tiers.tier_listed(r, manages=manages)]
     return {str(r.id): availability_of(r) for r in shown}, {str(r.id): r.version for r in shown}
 
 
@@ -210,47 +212,32 @@ async def tier_availability(
             tiers=list(state.values()),
         )
 
-    async with info.context.services.hub.subscribe(f"tier:{parsed}") as messages:
+    async with info.context.services.hub.subscribe(TierMessage.channel_of(parsed)) as messages:
         state, versions = await _snapshot(info, parsed, manages)
         yield emit(state, AvailabilityReason.SNAPSHOT)
-        async for message in messages:
-            op = message.get("op")
-            if op == "resync":
+        async for received in messages:
+            message = TierMessage.decode(received)
+            if isinstance(message, Resync):
                 state, versions = await _snapshot(info, parsed, manages)
                 yield emit(state, AvailabilityReason.RESYNC)
                 continue
-            if op != "tier":
+            if message is None:
                 continue
-            tier_id = str(message.get("tier_id"))
+            tier_id = str(message.tier_id)
             if tier_id not in state:
                 # A tier created (or un-hidden) since the snapshot: read it in full.
                 state, versions = await _snapshot(info, parsed, manages)
                 if tier_id not in state:
                     continue  # a hidden tier this viewer does not see
-            elif int(message["version"]) <= versions[tier_id]:
+            elif message.version <= versions[tier_id]:
                 continue  # already reflected in what this subscriber was sent
             else:
-                versions[tier_id] = int(message["version"])
-                quantity, reserved, issued = (
-                    int(message["quantity"]),
-                    int(message["reserved"]),
-                    int(message["issued"]),
-                )
+                versions[tier_id] = message.version
                 state[tier_id] = TierAvailability(
                     tier_id=strawberry.ID(tier_id),
-                    quantity=quantity,
-                    reserved=reserved,
-                    issued=issued,
-                    available=quantity - reserved - issued,
+                    quantity=message.quantity,
+                    reserved=message.reserved,
+                    issued=message.issued,
+                    available=message.available,
                 )
             yield emit(state, AvailabilityReason.CHANGE, tier_id)
-
-
-async def sweep_holds_job(services: Services) -> tuple[int, dict[str, Any]]:
-    """The periodic hold sweeper (registered in `liventix.jobs.registry`).
-
-    Runs every `sweep_interval_seconds` (at most 30), so an expired hold gives its
-    seats back within 30 seconds even if no buyer comes along to trigger it.
-    """
-    report = await db.ticketing.sweep_expired_holds(services.db, services.clock.now())
-    return report.expired_holds + report.drift_fixed, report.as_dict()

@@ -1,7 +1,10 @@
 """Typed errors shared by every feature, the error policy and the execution guards.
 
 Expected failures are values: each feature's error type implements `UserError`, with a
-machine-readable `code` enum of its own and the input `field` it concerns.
+machine-readable `code` enum of its own and the input `field` it concerns. A domain
+error from `db/` becomes one in the feature's ``from_domain``, through `domain_code`
+(its code, which must exist in the schema's enum) and `graphql_field` (its field, named
+as the client sent it).
 
 Every other error is sorted by one rule, `is_unexpected`:
 
@@ -18,15 +21,17 @@ Every other error is sorted by one rule, `is_unexpected`:
 The schema logs (`log_errors`, from `schema.LiventixSchema.process_errors`, which
 Strawberry calls once per result on every transport); the transports mask
 (`mask_errors`): HTTP in `liventix.graphql_view`, WebSocket in
-`liventix.realtime.multiplex`.
+`liventix.subscriptions.multiplex`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
+from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -39,9 +44,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from db.errors import DomainError
 from schema.text import StorableTextRule
 
 log = logging.getLogger("liventix.graphql")
+CodeT = TypeVar("CodeT", bound=Enum)
+_SNAKE_PART = re.compile(r"_([a-z0-9])")
 
 
 @strawberry.interface(description="An expected failure: switch on `code`, show `message`.")
@@ -50,6 +58,30 @@ class UserError:
     field: str | None = strawberry.field(
         default=None, description="The input field the error concerns, if any."
     )
+
+
+def graphql_field(field: str | None) -> str | None:
+    """The GraphQL name of a domain error's field: `db/` names fields as Python and SQL
+    do (``max_per_order``, ``media[2].duration_seconds``), the API as clients send them
+    (``maxPerOrder``, ``media[2].durationSeconds``)."""
+    if field is None:
+        return None
+    return _SNAKE_PART.sub(lambda part: part.group(1).upper(), field)
+
+
+def domain_code(codes: type[CodeT], error: DomainError) -> CodeT:
+    """The member of the schema's code enum `codes` for a domain error's code.
+
+    A code the enum lacks is a bug (tests/test_error_codes.py checks every domain code
+    has one): raised as a `LookupError`, so it is masked and logged as unexpected
+    instead of reaching the client as a wrong code.
+    """
+    try:
+        return codes(str(error.code))
+    except ValueError:
+        raise LookupError(
+            f"{type(error).__name__} code {str(error.code)!r} is not in {codes.__name__}"
+        ) from None
 
 
 class ClientError(GraphQLError):

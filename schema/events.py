@@ -17,7 +17,7 @@ import strawberry
 from strawberry.relay import PageInfo
 
 import db.events
-import db.ticketing
+import db.tiers
 from liventix.context import Info
 from schema.users import User
 
@@ -78,12 +78,14 @@ class Event:
     ) -> list[Annotated[TicketTier, strawberry.lazy("schema.ticketing")]]:
         from schema.ticketing import TicketTier
 
-        records: list[db.ticketing.TierRecord] = await info.context.loaders.get(
-            db.ticketing.tiers_for_events
+        records: list[db.tiers.TierRecord] = await info.context.loaders.get(
+            db.tiers.tiers_for_events
         ).load(uuid.UUID(self.id))
         viewer = info.context.viewer
-        manages = viewer.is_admin or viewer.user_id == self.organizer_id
-        return [TicketTier.from_record(r) for r in records if manages or r.status != "hidden"]
+        manages = db.events.manages_event(self.organizer_id, viewer.user_id, viewer.is_admin)
+        return [
+            TicketTier.from_record(r) for r in records if db.tiers.tier_listed(r, manages=manages)
+        ]
 
 
 @strawberry.type

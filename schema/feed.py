@@ -9,8 +9,6 @@ statement per page), so `author` and `event` resolve synchronously, without I/O.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -19,30 +17,13 @@ import strawberry
 from strawberry.relay import PageInfo
 
 import db.feed
+import db.pages
 from db.errors import DomainError
-from schema.errors import UserError
+from schema.errors import UserError, domain_code, graphql_field
 from schema.users import User
 
 if TYPE_CHECKING:
     from schema.events import Event
-
-_CURSOR_PREFIX = "post:"
-
-
-def encode_cursor(seq: int) -> str:
-    """An opaque cursor for a post's position in a feed (its `seq`)."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int | None:
-    """The `seq` a cursor stands for, or None when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
-        return None
-    return int(raw[len(_CURSOR_PREFIX) :])
 
 
 @strawberry.enum(description="What a media item is.")
@@ -111,7 +92,7 @@ class Post:
 
     @strawberry.field(description="Opaque position of this post in its feed.")
     def cursor(self) -> str:
-        return encode_cursor(self.row.post.seq)
+        return db.pages.encode_seq_cursor(self.row.post.seq)
 
     @strawberry.field
     def author(self) -> User:
@@ -131,7 +112,7 @@ class PostEdge:
 
     @classmethod
     def from_row(cls, row: db.feed.FeedRow) -> PostEdge:
-        return cls(cursor=encode_cursor(row.post.seq), node=Post.from_row(row))
+        return cls(cursor=db.pages.encode_seq_cursor(row.post.seq), node=Post.from_row(row))
 
 
 @strawberry.type(description="A page of a feed, newest first; page size at most 50.")
@@ -175,11 +156,11 @@ class FeedError(UserError):
 
     @classmethod
     def from_domain(cls, error: DomainError) -> FeedError:
-        try:
-            code = FeedErrorCode(error.code)
-        except ValueError:
-            code = FeedErrorCode.INVALID
-        return cls(code=code, message=error.message, field=error.field)
+        return cls(
+            code=domain_code(FeedErrorCode, error),
+            message=error.message,
+            field=graphql_field(error.field),
+        )
 
 
 @strawberry.type(description="The created post, in the same shape a feed returns it.")

@@ -20,9 +20,10 @@ from strawberry.scalars import JSON
 import db.events
 import db.order_queries
 import db.order_records
+import db.pages
 from db.errors import DomainError
 from liventix.context import Info
-from schema.errors import UserError
+from schema.errors import UserError, domain_code, graphql_field
 
 if TYPE_CHECKING:
     from schema.events import Event
@@ -78,11 +79,11 @@ class OrderError(UserError):
 
     @classmethod
     def from_domain(cls, error: DomainError) -> OrderError:
-        try:
-            code = OrderErrorCode(error.code)
-        except ValueError:
-            code = OrderErrorCode.INVALID_INPUT
-        return cls(code=code, message=error.message, field=error.field)
+        return cls(
+            code=domain_code(OrderErrorCode, error),
+            message=error.message,
+            field=graphql_field(error.field),
+        )
 
     @classmethod
     def of(cls, code: OrderErrorCode, message: str, field: str | None = None) -> OrderError:
@@ -243,9 +244,7 @@ class OrderConnection:
         cls, page: db.order_queries.Page[db.order_records.OrderRecord]
     ) -> OrderConnection:
         edges = [
-            OrderEdge(
-                cursor=db.order_queries.encode_cursor(o.created_at, o.id), node=Order.from_record(o)
-            )
+            OrderEdge(cursor=db.pages.encode_cursor(o.created_at, o.id), node=Order.from_record(o))
             for o in page.items
         ]
         return cls(edges=edges, page_info=_page_info(page, edges))
@@ -268,7 +267,7 @@ class TicketConnection:
     ) -> TicketConnection:
         edges = [
             TicketEdge(
-                cursor=db.order_queries.encode_cursor(t.created_at, t.id),
+                cursor=db.pages.encode_cursor(t.created_at, t.id),
                 node=Ticket.from_record(t),
             )
             for t in page.items

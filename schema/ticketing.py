@@ -12,9 +12,10 @@ from typing import Annotated
 
 import strawberry
 
-import db.ticketing
+import db.holds
+import db.tiers
 from db.errors import DomainError
-from schema.errors import UserError
+from schema.errors import UserError, domain_code, graphql_field
 from schema.events import Event
 
 
@@ -51,14 +52,10 @@ class TicketingError(UserError):
 
     @classmethod
     def from_domain(cls, error: DomainError) -> TicketingError:
-        try:
-            code = TicketingErrorCode(error.code)
-        except ValueError:
-            code = TicketingErrorCode.INVALID_INPUT
         return cls(
-            code=code,
+            code=domain_code(TicketingErrorCode, error),
             message=error.message,
-            field=error.field,
+            field=graphql_field(error.field),
             available=error.details.get("available"),
             minimum=error.details.get("minimum"),
         )
@@ -93,7 +90,7 @@ class TicketTier:
     sort_order: int
 
     @classmethod
-    def from_record(cls, record: db.ticketing.TierRecord) -> TicketTier:
+    def from_record(cls, record: db.tiers.TierRecord) -> TicketTier:
         return cls(
             id=strawberry.ID(str(record.id)),
             event_id=strawberry.ID(str(record.event_id)),
@@ -136,7 +133,7 @@ class Hold:
     created_at: datetime
 
     @classmethod
-    def from_record(cls, record: db.ticketing.HoldRecord) -> Hold:
+    def from_record(cls, record: db.holds.HoldRecord) -> Hold:
         return cls(
             id=strawberry.ID(str(record.id)),
             tier_id=strawberry.ID(str(record.tier_id)),
@@ -230,7 +227,7 @@ class EventAvailability:
     tiers: list[TierAvailability]
 
 
-def availability_of(record: db.ticketing.TierRecord) -> TierAvailability:
+def availability_of(record: db.tiers.TierRecord) -> TierAvailability:
     return TierAvailability(
         tier_id=strawberry.ID(str(record.id)),
         quantity=record.quantity,

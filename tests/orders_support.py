@@ -17,14 +17,15 @@ import pytest
 from databases import Database
 from starlette.applications import Starlette
 
+import db.ops_views
 import db.reconcile
-import db.ticketing
+import db.reservations
 from db.core import connection, transaction
 from liventix.auth import Role, mint_token
 from liventix.clock import FrozenClock
-from liventix.payments import LocalGateway
+from liventix.payments.gateways import LocalGateway
 from liventix.settings import Settings
-from liventix.stripe_cli import build_event, send_event
+from liventix.signed_events import build_event, send_event
 from tests.support import GraphQLClient
 
 PRICE = 2500
@@ -147,7 +148,7 @@ async def hold(
     *,
     ttl: int = 900,
 ) -> uuid.UUID:
-    record = await db.ticketing.reserve_tickets(
+    record = await db.reservations.reserve_tickets(
         database, user, tier, quantity, now=clock.now(), ttl_seconds=ttl
     )
     return record.id
@@ -244,7 +245,7 @@ async def count(database: Database, sql: str, *args: Any) -> int:
 
 async def assert_books_balanced(database: Database) -> None:
     """The SPEC's two alert queries return 0, and every counter matches its rows."""
-    assert await db.reconcile.alert_counts(database) == (0, 0)
+    assert await db.ops_views.alert_counts(database) == (0, 0)
     assert await db.reconcile.drifted_tiers(database) == []
     assert (
         await count(

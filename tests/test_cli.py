@@ -16,7 +16,7 @@ import db.migrate
 from liventix.cli import main
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
-from liventix.stripe_cli import sign
+from liventix.signed_events import sign
 from tests.conftest import ServerThread
 from tests.orders_support import World, order_row, pending_order, world
 from tests.support import GraphQLClient, free_port

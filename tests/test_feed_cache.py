@@ -15,12 +15,12 @@ from starlette.applications import Starlette
 
 import db.feed
 import resolvers.feed
-from db.notify import publish
-from liventix import fastpath
+from liventix import feed_cache
 from liventix.clock import FrozenClock
 from liventix.context import Services
 from liventix.realtime import Hub
 from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, scene
+from tests.realtime_support import notify_raw
 from tests.support import GraphQLClient
 
 __all__ = ["scene"]  # the fixture, re-exported for pytest
@@ -73,7 +73,7 @@ async def test_a_write_announced_by_another_process_invalidates(
                 scene.event_id,
                 scene.fan_id,
             )
-            await publish(
+            await notify_raw(
                 conn,
                 f"feed:{scene.event_id}",
                 op="created",
@@ -104,7 +104,7 @@ async def test_a_listener_gap_resync_invalidates(
     # ... is picked up once the hub tells subscribers to resync.
     conn = await asyncpg.connect(database_url)
     try:
-        await publish(conn, f"feed:{scene.event_id}", op="resync")
+        await notify_raw(conn, f"feed:{scene.event_id}", op="resync")
     finally:
         await conn.close()
     deadline = time.monotonic() + 5
@@ -166,7 +166,7 @@ async def test_concurrent_misses_share_one_execution(
         await client(CREATE_POST, variables, token=scene.fan)
         await asyncio.wait_for(anext(aiter(inbox)), 5)
     assert await texts(client, scene) == ["burst"]  # watched and cached
-    fastpath.invalidate(app.state.services, scene.event_id)
+    app.state.feed_cache.invalidate(scene.event_id)
     with count_statements(monkeypatch) as statements:
         pages = await asyncio.gather(*(texts(client, scene) for _ in range(10)))
     assert pages == [["burst"]] * 10
@@ -183,9 +183,9 @@ async def test_a_cached_page_expires_after_its_ttl_on_the_injected_clock(
         "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'silent')",
         {"e": scene.event_id, "a": scene.fan_id},
     )
-    clock.advance(fastpath.DEFAULT_TTL * 0.9)
+    clock.advance(feed_cache.DEFAULT_TTL * 0.9)
     assert await texts(client, scene) == [], "the page expired before its TTL"
-    clock.advance(fastpath.DEFAULT_TTL * 0.2)
+    clock.advance(feed_cache.DEFAULT_TTL * 0.2)
     assert await texts(client, scene) == ["silent"], "the page outlived its TTL"
 
 

@@ -16,10 +16,10 @@ import pytest
 from databases import Database
 
 import db.feed
-from db.notify import publish
 from liventix.realtime import Hub
 from tests.conftest import ServerThread
 from tests.feed_support import CREATE_POST, DELETE_POST, POST_FIELDS, Scene, add_event, scene
+from tests.realtime_support import notify_raw
 from tests.support import GraphQLClient, WSClient
 
 __all__ = ["scene"]  # the fixture, re-exported for pytest
@@ -122,7 +122,7 @@ async def test_a_rolled_back_insert_publishes_nothing(
             scene.event_id,
             scene.fan_id,
         )
-        await publish(
+        await notify_raw(
             conn,
             f"feed:{scene.event_id}",
             op="created",
@@ -204,7 +204,7 @@ async def test_a_listener_gap_tells_subscribers_to_resync(
     await subscribed(server, scene.event_id)
     conn = await asyncpg.connect(database_url)
     try:
-        await publish(conn, f"feed:{scene.event_id}", op="resync")
+        await notify_raw(conn, f"feed:{scene.event_id}", op="resync")
     finally:
         await conn.close()
     update = await next_update(client, op)

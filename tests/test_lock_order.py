@@ -1,6 +1,6 @@
 """One lock order for tiers and holds, and a bounded retry of transient failures.
 
-`db.ticketing` writes down the order every transaction takes row locks in (orders,
+`db.holds` writes down the order every transaction takes row locks in (orders,
 tiers, holds, tickets). The first test replays, step by step on real connections, the
 interleaving that used to deadlock checkout against `releaseHold`; the retry tests
 provoke a real deadlock between two connections and show `retry_transient` reruns the
@@ -19,16 +19,19 @@ import asyncpg
 import pytest
 from databases import Database
 
+import db.checkout
 import db.core
-import db.orders
-import db.ticketing
+import db.errors
+import db.holds
+import db.reservations
+from db.checkout import Checkout, Contact
 from db.core import retry_transient, transaction
 from db.errors import DomainError
 from db.events import Actor
-from db.orders import Checkout, Contact
-from liventix import payments
 from liventix.clock import FrozenClock
-from liventix.payments import CheckoutResult, LocalGateway
+from liventix.payments import flows
+from liventix.payments.flows import CheckoutResult
+from liventix.payments.gateways import LocalGateway
 from tests.orders_support import add_event, add_user, assert_books_balanced, count, hold
 
 CONTACT = Contact(email="sam@example.com", name="Sam Fan")
@@ -84,13 +87,13 @@ async def test_checkout_and_release_of_one_hold_never_deadlock(
         await opened.start()
         await gate.execute("SELECT 1 FROM events.events WHERE id = $1 FOR UPDATE", event_id)
         checkout = asyncio.create_task(
-            db.orders.create_pending_order(
+            db.checkout.create_pending_order(
                 database, user_id=buyer, hold_ids=[held], contact=CONTACT, now=clock.now()
             )
         )
         await until_waiting(monitor, 1)
         release = asyncio.create_task(
-            db.ticketing.release_hold(database, Actor(user_id=buyer), held, clock.now())
+            db.reservations.release_hold(database, Actor(user_id=buyer), held, clock.now())
         )
         await until_waiting(monitor, 2)
         await opened.rollback()
@@ -98,7 +101,7 @@ async def test_checkout_and_release_of_one_hold_never_deadlock(
     finally:
         await gate.close()
     assert isinstance(done, Checkout) and done.order.status == "pending", done
-    assert isinstance(released, db.ticketing.TicketingError), released
+    assert isinstance(released, db.errors.TicketingError), released
     assert released.code == "HOLD_IN_CHECKOUT"
     assert retries(caplog) == [], "the lock order alone must prevent this deadlock"
     await assert_books_balanced(database)
@@ -217,13 +220,13 @@ async def test_hundreds_of_checkout_release_pairs_on_the_same_holds(
     async def pair(buyer: uuid.UUID, held: uuid.UUID) -> tuple[object, object]:
         async def checkout() -> CheckoutResult:
             await asyncio.sleep(rng.random() / 500)
-            return await payments.checkout(
+            return await flows.checkout(
                 database, gateway, clock, user_id=buyer, hold_ids=[held], contact=CONTACT
             )
 
-        async def release() -> db.ticketing.HoldRecord:
+        async def release() -> db.holds.HoldRecord:
             await asyncio.sleep(rng.random() / 500)
-            return await db.ticketing.release_hold(
+            return await db.reservations.release_hold(
                 database, Actor(user_id=buyer), held, clock.now()
             )
 
@@ -239,7 +242,7 @@ async def test_hundreds_of_checkout_release_pairs_on_the_same_holds(
             assert isinstance(freed, DomainError) and freed.code == "HOLD_IN_CHECKOUT", freed
         else:
             assert isinstance(won, DomainError) and won.code == "HOLD_EXPIRED", won
-            assert isinstance(freed, db.ticketing.HoldRecord) and freed.status == "released"
+            assert isinstance(freed, db.holds.HoldRecord) and freed.status == "released"
     assert 0 < checkouts < PAIRS, "both sides should win some races"
     assert retries(caplog) == [], "with one lock order nothing deadlocks to begin with"
     assert await count(database, "SELECT count(*) FROM ticketing.orders") == checkouts

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from databases import Database
 from starlette.applications import Starlette
 
-import db.ticketing
+import db.sweeper
 from db.core import connection
 from liventix.auth import Role
 from liventix.clock import FrozenClock
@@ -241,7 +241,7 @@ async def test_late_payment_with_capacity_left_issues_tickets(
 ) -> None:
     order = await pending_order(client, database, world, clock, 2)
     clock.advance(901)
-    await db.ticketing.sweep_expired_holds(database, clock.now())
+    await db.sweeper.sweep_expired_holds(database, clock.now())
     assert await tier_counts(database, world.tier_id) == (10, 0, 0)
     answer = await webhook(client, settings, "payment_intent.succeeded", order)
     assert answer["result"] == "paid"

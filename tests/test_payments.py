@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from liventix.clock import FrozenClock
-from liventix.payments import GatewayError, StripeGateway
+from liventix.payments.gateways import GatewayError, StripeGateway
 from liventix.settings import Settings
 from tests.conftest import ServerThread
 from tests.orders_support import (

@@ -11,9 +11,9 @@ import pytest
 from databases import Database
 
 from db.core import transaction
-from db.notify import publish
 from liventix.realtime import Hub, SubscriberTooSlow, Subscription, load_once, metrics
 from liventix.realtime.backend import ReliablePostgresBackend
+from tests.realtime_support import notify_raw
 
 
 @pytest.fixture
@@ -39,10 +39,10 @@ async def test_committed_change_is_delivered_and_rolled_back_one_is_not(
     async with hub.subscribe(key) as sub:
         with pytest.raises(RuntimeError):
             async with transaction(database) as conn:
-                await publish(conn, key, op="created", post_id="rolled-back")
+                await notify_raw(conn, key, op="created", post_id="rolled-back")
                 raise RuntimeError("abort the transaction")
         async with transaction(database) as conn:
-            await publish(conn, key, op="created", post_id="committed")
+            await notify_raw(conn, key, op="created", post_id="committed")
         message = await next_message(sub)
         # The rolled-back notification would have arrived first: notifications are
         # delivered in commit order, and it never committed.
@@ -54,8 +54,8 @@ async def test_messages_reach_only_subscribers_of_their_key(hub: Hub, database: 
     a, b = f"tier:{uuid.uuid4()}", f"tier:{uuid.uuid4()}"
     async with hub.subscribe(a) as sub_a, hub.subscribe(b) as sub_b:
         async with transaction(database) as conn:
-            await publish(conn, b, op="created", n=1)
-            await publish(conn, a, op="created", n=2)
+            await notify_raw(conn, b, op="created", n=1)
+            await notify_raw(conn, a, op="created", n=2)
         assert (await next_message(sub_a))["n"] == 2
         assert (await next_message(sub_b))["n"] == 1
         assert hub.subscriber_count(a) == 1
@@ -81,7 +81,7 @@ async def test_killed_listener_reconnects_resyncs_and_delivers_later_changes(
             assert await next_message(sub) == {"ch": key, "op": "resync"}
         assert hub.listener_pid not in (None, pid)
         async with transaction(database) as conn:
-            await publish(conn, key, op="created", post_id="after")
+            await notify_raw(conn, key, op="created", post_id="after")
         for sub in (first, second):
             assert (await next_message(sub))["post_id"] == "after"
     assert metrics.LISTENER_DISCONNECTS._value.get() == disconnects + 1

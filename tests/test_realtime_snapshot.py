@@ -1,6 +1,6 @@
 """Every subscriber's first `tierAvailability` message is a SNAPSHOT of the current state.
 
-Identical subscriptions share one execution (`liventix.realtime.multiplex`), so a
+Identical subscriptions share one execution (`liventix.subscriptions.multiplex`), so a
 subscriber arriving after the execution has already sent results does not run the
 resolver's snapshot read: it joins the group. These tests hold the group to the
 schema's promise for such late joiners (and for fresh subscribers whose first frame is
@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 
 import db.demo
 from liventix.auth import Role
-from liventix.realtime.sharing import plan
+from liventix.subscriptions.sharing import plan
 from liventix.ws import GraphQLTransportWS
 from tests.conftest import ServerThread
 from tests.support import WSClient

@@ -9,14 +9,14 @@ import orjson
 from databases import Database
 from starlette.applications import Starlette
 
-import db.reconcile
+import db.ops_views
 import db.refunds
 from db.core import transaction
 from liventix import jobs
 from liventix.auth import Role
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
-from liventix.stripe_cli import sign
+from liventix.signed_events import sign
 from tests.orders_support import (
     World,
     assert_books_balanced,
@@ -57,7 +57,7 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
             "UPDATE ticketing.ticket_tiers SET issued_quantity = 3 WHERE id = $1",
             world.free_tier_id,
         )
-    assert await db.reconcile.alert_counts(database) == (1, 0)
+    assert await db.ops_views.alert_counts(database) == (1, 0)
 
     report = await jobs.run_once(app.state.services, _job("reconcile"))
     assert report is not None

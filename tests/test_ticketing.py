@@ -1,7 +1,8 @@
 """Ticketing: holds, typed errors, capacity edits, ghost-free expiry, live availability.
 
-Repository tests call `db.ticketing` with the `database` fixture; API tests go through
-GraphQL over HTTP (`client`) or a real WebSocket (`ws`). Time moves with `clock`.
+Repository tests call `db.tiers`, `db.reservations` and `db.sweeper` with the `database`
+fixture; API tests go through GraphQL over HTTP (`client`) or a real WebSocket (`ws`).
+Time moves with `clock`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import pytest
 from databases import Database
 from starlette.applications import Starlette
 
+import db.errors
 import db.events
+import db.holds
 import db.notify
-import db.ticketing
+import db.reservations
+import db.sweeper
+import db.tiers
 import db.users
 from db.core import connection, transaction
 from liventix import jobs
@@ -66,7 +71,7 @@ async def seed_tier(
     quantity: int = 10,
     event_status: str = "published",
     **tier: Any,
-) -> tuple[db.events.EventRecord, db.ticketing.TierRecord]:
+) -> tuple[db.events.EventRecord, db.tiers.TierRecord]:
     """An organizer, an event in `event_status` and one tier of `quantity` seats."""
     organizer = uuid.uuid4()
     await db.users.ensure_profile(database, organizer, "organizer")
@@ -76,7 +81,7 @@ async def seed_tier(
     )
     if event_status != "draft":
         event = await db.events.set_event_status(database, actor, event.id, event_status, now)
-    record = await db.ticketing.create_tier(
+    record = await db.tiers.create_tier(
         database,
         actor,
         event.id,
@@ -104,8 +109,8 @@ async def tier_row(database: Database, tier_id: uuid.UUID) -> asyncpg.Record:
 
 async def reserve(
     database: Database, clock: FrozenClock, user: uuid.UUID, tier: uuid.UUID, quantity: int
-) -> db.ticketing.HoldRecord:
-    return await db.ticketing.reserve_tickets(
+) -> db.holds.HoldRecord:
+    return await db.reservations.reserve_tickets(
         database, user, tier, quantity, now=clock.now(), ttl_seconds=TTL
     )
 
@@ -126,12 +131,12 @@ async def test_second_request_adjusts_the_hold(database: Database, clock: Frozen
     smaller = await reserve(database, clock, buyer, tier.id, 1)
     assert smaller.id == first.id
     assert (await tier_row(database, tier.id))["reserved_quantity"] == 1
-    released = await db.ticketing.release_hold(
+    released = await db.reservations.release_hold(
         database, db.events.Actor(user_id=buyer), first.id, clock.now()
     )
     assert released.status == "released"
     assert (await tier_row(database, tier.id))["reserved_quantity"] == 0
-    again = await db.ticketing.release_hold(
+    again = await db.reservations.release_hold(
         database, db.events.Actor(user_id=buyer), first.id, clock.now()
     )
     assert again.status == "released"  # idempotent, no double give-back
@@ -146,10 +151,10 @@ async def test_adjust_beyond_capacity_is_sold_out_and_keeps_hold(
     buyer, other = await new_buyer(database), await new_buyer(database)
     await reserve(database, clock, other, tier.id, 2)
     hold = await reserve(database, clock, buyer, tier.id, 1)
-    with pytest.raises(db.ticketing.TicketingError) as raised:
+    with pytest.raises(db.errors.TicketingError) as raised:
         await reserve(database, clock, buyer, tier.id, 4)
     assert raised.value.code == "SOLD_OUT" and raised.value.details["available"] == 1
-    (kept,) = await db.ticketing.active_holds(database, buyer, clock.now())
+    (kept,) = await db.reservations.active_holds(database, buyer, clock.now())
     assert kept.id == hold.id and kept.quantity == 1
     assert (await tier_row(database, tier.id))["reserved_quantity"] == 3
 
@@ -181,7 +186,7 @@ async def test_expired_holds_never_block_a_buyer(database: Database, clock: Froz
     for ghost in ghosts:
         await reserve(database, clock, ghost, tier.id, 1)
     buyer = await new_buyer(database)
-    with pytest.raises(db.ticketing.TicketingError) as raised:
+    with pytest.raises(db.errors.TicketingError) as raised:
         await reserve(database, clock, buyer, tier.id, 2)
     assert raised.value.code == "SOLD_OUT"
     clock.advance(TTL + 1)
@@ -222,11 +227,11 @@ async def test_sweeper_expires_holds_and_fixes_drift(
             "UPDATE ticketing.ticket_tiers SET reserved_quantity = 4 WHERE id = $1", other.id
         )
     clock.advance(TTL // 2 + 1)
-    report = await db.ticketing.sweep_expired_holds(database, clock.now())
+    report = await db.sweeper.sweep_expired_holds(database, clock.now())
     assert (report.expired_holds, report.freed_quantity, report.drift_fixed) == (3, 6, 1)
     assert (await tier_row(database, tier.id))["reserved_quantity"] == keeper.quantity
     assert (await tier_row(database, other.id))["reserved_quantity"] == 0
-    again = await db.ticketing.sweep_expired_holds(database, clock.now())
+    again = await db.sweeper.sweep_expired_holds(database, clock.now())
     assert (again.expired_holds, again.drift_fixed) == (0, 0)
 
 
@@ -244,17 +249,17 @@ async def test_capacity_cannot_go_below_reserved_plus_issued(
         )
     actor = db.events.Actor(user_id=organizer)
     await reserve(database, clock, await new_buyer(database), tier.id, 4)
-    with pytest.raises(db.ticketing.TicketingError) as raised:
-        await db.ticketing.update_tier(database, actor, tier.id, {"quantity": 6}, clock.now())
+    with pytest.raises(db.errors.TicketingError) as raised:
+        await db.tiers.update_tier(database, actor, tier.id, {"quantity": 6}, clock.now())
     assert raised.value.code == "CAPACITY_BELOW_SOLD" and raised.value.details["minimum"] == 7
-    updated = await db.ticketing.update_tier(database, actor, tier.id, {"quantity": 7}, clock.now())
+    updated = await db.tiers.update_tier(database, actor, tier.id, {"quantity": 7}, clock.now())
     assert updated.available == 0
     clock.advance(TTL + 1)  # the hold lapses: the cut succeeds without waiting for a sweep
-    cut = await db.ticketing.update_tier(database, actor, tier.id, {"quantity": 3}, clock.now())
+    cut = await db.tiers.update_tier(database, actor, tier.id, {"quantity": 3}, clock.now())
     assert (cut.quantity, cut.reserved_quantity, cut.issued_quantity) == (3, 0, 3)
     stranger = db.events.Actor(user_id=await new_buyer(database))
-    with pytest.raises(db.ticketing.TicketingError) as denied:
-        await db.ticketing.update_tier(database, stranger, tier.id, {"quantity": 9}, clock.now())
+    with pytest.raises(db.errors.TicketingError) as denied:
+        await db.tiers.update_tier(database, stranger, tier.id, {"quantity": 9}, clock.now())
     assert denied.value.code == "NOT_ALLOWED"
 
 
@@ -275,11 +280,11 @@ async def test_hold_in_checkout_cannot_be_adjusted_or_released(
         await conn.execute(
             "UPDATE ticketing.ticket_holds SET order_id = $2 WHERE id = $1", hold.id, order_id
         )
-    with pytest.raises(db.ticketing.TicketingError) as adjusting:
+    with pytest.raises(db.errors.TicketingError) as adjusting:
         await reserve(database, clock, buyer, tier.id, 3)
     assert adjusting.value.code == "HOLD_IN_CHECKOUT"
-    with pytest.raises(db.ticketing.TicketingError) as releasing:
-        await db.ticketing.release_hold(
+    with pytest.raises(db.errors.TicketingError) as releasing:
+        await db.reservations.release_hold(
             database, db.events.Actor(user_id=buyer), hold.id, clock.now()
         )
     assert releasing.value.code == "HOLD_IN_CHECKOUT"
@@ -451,7 +456,7 @@ async def test_subscription_ignores_rolled_back_changes(
             )
             await db.notify.announce_tier(conn, row)
             raise Abort
-    with pytest.raises(db.ticketing.TicketingError):  # rolls back inside reserve
+    with pytest.raises(db.errors.TicketingError):  # rolls back inside reserve
         await reserve(database, clock, buyer, tier.id, 6)
     await client.expect_nothing(0.4)
     await reserve(database, clock, buyer, tier.id, 1)

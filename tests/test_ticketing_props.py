@@ -17,8 +17,10 @@ from databases import Database
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import db.errors
 import db.events
-import db.ticketing
+import db.reservations
+import db.sweeper
 import db.users
 from db.core import connection
 from tests.test_ticketing import seed_tier
@@ -93,10 +95,10 @@ async def test_random_interleavings_keep_counters_exact(
         if op == "reserve":
             expected = model.reserve(a, b, now)
             try:
-                hold = await db.ticketing.reserve_tickets(
+                hold = await db.reservations.reserve_tickets(
                     database, users[a], tier.id, b, now=now, ttl_seconds=TTL
                 )
-            except db.ticketing.TicketingError as error:
+            except db.errors.TicketingError as error:
                 assert error.code == expected, (op, a, b)
             else:
                 assert expected is None, (op, a, b, expected)
@@ -104,14 +106,14 @@ async def test_random_interleavings_keep_counters_exact(
         elif op == "release":
             held = model.holds.pop(a, None)
             if held is not None:
-                released = await db.ticketing.release_hold(
+                released = await db.reservations.release_hold(
                     database, db.events.Actor(user_id=users[a]), held.id, now
                 )
                 assert released.status == "released"
         elif op == "advance":
             now += timedelta(seconds=a)
         else:
-            await db.ticketing.sweep_expired_holds(database, now)
+            await db.sweeper.sweep_expired_holds(database, now)
             model.expire(now)
         async with connection(database) as conn:
             row = await conn.fetchrow(

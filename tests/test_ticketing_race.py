@@ -22,7 +22,9 @@ import httpx
 import pytest
 from databases import Database
 
-import db.ticketing
+import db.errors
+import db.holds
+import db.reservations
 import db.users
 from db.core import transaction
 from liventix.clock import FrozenClock
@@ -127,7 +129,7 @@ async def test_mixed_quantities_race_for_the_last_tickets(
     for _ in range(11):  # 44 of 50 already held by earlier buyers
         buyer = uuid.uuid4()
         await db.users.ensure_profile(database, buyer, "user")
-        await db.ticketing.reserve_tickets(
+        await db.reservations.reserve_tickets(
             database, buyer, tier.id, 4, now=clock.now(), ttl_seconds=900
         )
     rng = random.Random(20240601)
@@ -160,7 +162,7 @@ async def unguarded_reserve(
     *,
     now: datetime,
     ttl_seconds: int,
-) -> db.ticketing.HoldRecord:
+) -> db.holds.HoldRecord:
     """The classic bug: read what is free, decide in Python, then write unconditionally."""
     async with transaction(database) as conn:
         tier = await conn.fetchrow(
@@ -170,7 +172,7 @@ async def unguarded_reserve(
         )
         assert tier is not None
         if tier["free"] < quantity:
-            raise db.ticketing.TicketingError("Sold out", code="SOLD_OUT", available=tier["free"])
+            raise db.errors.TicketingError("Sold out", code="SOLD_OUT", available=tier["free"])
         await conn.execute(
             """UPDATE ticketing.ticket_tiers SET reserved_quantity = reserved_quantity + $2
                 WHERE id = $1""",
@@ -180,7 +182,7 @@ async def unguarded_reserve(
         row = await conn.fetchrow(
             f"""INSERT INTO ticketing.ticket_holds
                     (tier_id, event_id, user_id, quantity, expires_at)
-                VALUES ($1, $2, $3, $4, $5) RETURNING {db.ticketing.HOLD_COLUMNS}""",
+                VALUES ($1, $2, $3, $4, $5) RETURNING {db.holds.HOLD_COLUMNS}""",
             tier_id,
             tier["event_id"],
             user_id,
@@ -188,7 +190,7 @@ async def unguarded_reserve(
             now + timedelta(seconds=ttl_seconds),
         )
     assert row is not None
-    return db.ticketing.HoldRecord.from_row(row)
+    return db.holds.HoldRecord.from_row(row)
 
 
 async def test_control_without_guard_or_check_the_harness_sees_oversell(
@@ -203,7 +205,7 @@ async def test_control_without_guard_or_check_the_harness_sees_oversell(
     _, tier = await seed_tier(database, clock.now(), quantity=50)
     async with transaction(database) as conn:
         await conn.execute("ALTER TABLE ticketing.ticket_tiers DROP CONSTRAINT tier_never_oversold")
-    monkeypatch.setattr(db.ticketing, "reserve_tickets", unguarded_reserve)
+    monkeypatch.setattr(db.reservations, "reserve_tickets", unguarded_reserve)
     result = await race(
         server, database_url, tier.id, [token("user") for _ in range(100)], [1] * 100
     )
@@ -224,7 +226,7 @@ async def test_control_without_guard_the_check_constraint_fires(
 ) -> None:
     """With only the CHECK left, the naive path's oversell attempts fail in the database."""
     _, tier = await seed_tier(database, clock.now(), quantity=50)
-    monkeypatch.setattr(db.ticketing, "reserve_tickets", unguarded_reserve)
+    monkeypatch.setattr(db.reservations, "reserve_tickets", unguarded_reserve)
     with caplog.at_level("ERROR", logger="liventix.graphql"):
         result = await race(
             server, database_url, tier.id, [token("user") for _ in range(100)], [1] * 100

@@ -16,7 +16,7 @@ from databases import Database
 
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
-from liventix.stripe_cli import build_event, send_event, sign, trigger
+from liventix.signed_events import build_event, send_event, sign, trigger
 from liventix.webhooks import MalformedEvent, parse_event
 from tests.conftest import ServerThread
 from tests.orders_support import (

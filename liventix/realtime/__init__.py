@@ -1,5 +1,9 @@
-"""Realtime: one LISTEN connection per process, fanned out to local subscribers."""
+"""Realtime pub/sub: one LISTEN connection per process, fanned out to local subscribers.
 
-from liventix.realtime.hub import Hub, Notification, SubscriberTooSlow, Subscription, load_once
+Pure pub/sub: it routes the messages of `db.channels` by channel key and knows nothing
+of GraphQL (shared subscription executions are `liventix.subscriptions`).
+"""
 
-__all__ = ["Hub", "Notification", "SubscriberTooSlow", "Subscription", "load_once"]
+from liventix.realtime.hub import Hub, SubscriberTooSlow, Subscription, Watch, load_once
+
+__all__ = ["Hub", "SubscriberTooSlow", "Subscription", "Watch", "load_once"]

@@ -19,8 +19,9 @@ implements broadcaster's `BroadcastBackend` interface with:
   is dropped and replaced by one gap marker (subscribers resync rather than the
   process running out of memory).
 
-The channel is one per database (`db.notify.CHANNEL`); routing to subscribers happens
-by the `ch` key inside each payload, so `subscribe`/`unsubscribe` have nothing to do.
+The channel is one per database (`db.channels.NOTIFY_CHANNEL`); routing to subscribers
+happens by the ``ch`` key inside each payload, so `subscribe`/`unsubscribe` have nothing
+to do.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import asyncpg
 from broadcaster._backends.base import BroadcastBackend
 from broadcaster._base import Event
 
-from db.notify import CHANNEL
+from db.channels import NOTIFY_CHANNEL
 from liventix.realtime import metrics
 
 log = logging.getLogger("liventix.realtime")
@@ -49,7 +50,7 @@ class ReliablePostgresBackend(BroadcastBackend):
         self,
         url: str,
         *,
-        channel: str = CHANNEL,
+        channel: str = NOTIFY_CHANNEL,
         min_backoff: float = 0.05,
         max_backoff: float = 5.0,
         health_interval: float = 15.0,
@@ -69,7 +70,6 @@ class ReliablePostgresBackend(BroadcastBackend):
         self._supervisor: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._closing = False
-        self._listening = asyncio.Event()
 
     # -- BroadcastBackend interface -------------------------------------------------
 
@@ -112,11 +112,6 @@ class ReliablePostgresBackend(BroadcastBackend):
         """The PostgreSQL backend pid of the LISTEN connection (None while down)."""
         return self._conn.get_server_pid() if self._conn is not None else None
 
-    async def wait_listening(self, timeout: float = 10.0) -> None:
-        """Wait until LISTEN is active (after start or a reconnect)."""
-        async with asyncio.timeout(timeout):
-            await self._listening.wait()
-
     # -- internals ----------------------------------------------------------------
 
     async def _open(self) -> None:
@@ -133,11 +128,9 @@ class ReliablePostgresBackend(BroadcastBackend):
             conn.terminate()
             raise
         self._conn, self._lost = conn, lost
-        self._listening.set()
 
     async def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
-        self._listening.clear()
         if conn is not None and not conn.is_closed():
             try:
                 async with asyncio.timeout(2.0):

@@ -3,8 +3,22 @@
 Changes are announced with `pg_notify` inside the committing transaction
 (`db.notify.publish`), so only committed changes are ever seen. Every API process
 listens through `ReliablePostgresBackend` (a broadcaster backend with one dedicated,
-self-healing connection) and dispatches each message to the local subscribers of its
-`ch` key (``tier:<event>``, ``feed:<event>``, ``user:<user>``).
+self-healing connection) and dispatches each message, in its wire form (a JSON object,
+see `db.channels`), to the local subscribers of its ``ch`` key (``tier:<event>``,
+``feed:<event>``, ``user:<user>``). The hub routes by key and never looks inside a
+message beyond that and `db.channels.supersedes`; consumers decode what they receive
+with the message class of their channel.
+
+Two kinds of local consumer:
+
+- a `Subscription` (`subscribe`) gets each committed change exactly once, from LISTEN,
+  in commit order, through a bounded mailbox (what GraphQL subscriptions use);
+- a `Watch` (`watch`) is a synchronous callback for idempotent consumers (the feed
+  page cache): it gets the LISTEN copies too, and *also* this process's own commits at
+  once, right after COMMIT (`dispatch_committed`, registered by the app with
+  `db.notify.dispatch_locally`), so a process never serves its own next read from a
+  state older than its last write. Those arrive twice (local, then from LISTEN), which
+  is why only watchers receive them: subscribers never see a duplicate.
 
 broadcaster's `Broadcast` front end is not used for the fan-out: it gives each
 subscriber an unbounded queue and its listener task can die silently. Instead:
@@ -12,7 +26,7 @@ subscriber an unbounded queue and its listener task can die silently. Instead:
 - each subscriber has a bounded `Mailbox` (``settings.ws_buffer_size``); unread
   ``op="tier"`` messages for the same tier coalesce to the latest; one that still falls
   behind gets `SubscriberTooSlow` from its iterator and is counted as dropped;
-- after any listener gap every subscriber receives ``{"ch": key, "op": "resync"}``;
+- after any listener gap every subscriber and watcher receives a `Resync` of its key;
 - the pump task that reads the backend is supervised: if it ever dies, it is restarted
   and subscribers are told to resync.
 
@@ -26,20 +40,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
 from broadcaster._backends.base import BroadcastBackend
 
+from db.channels import Message as ChannelMessage
+from db.channels import Resync, Wire, supersedes
 from liventix.realtime import metrics
 from liventix.realtime.backend import GAP_CHANNEL, ReliablePostgresBackend
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
 
 log = logging.getLogger("liventix.realtime")
 
-Message = dict[str, Any]
+Message = Wire
 T = TypeVar("T")
 
 
@@ -73,15 +89,6 @@ class SubscriberTooSlow(Exception):
     """The subscriber's buffer overflowed; it must reconnect and resync."""
 
 
-def _coalesce_key(message: Message) -> Hashable | None:
-    op = message.get("op")
-    if op == "tier":
-        return ("tier", message.get("tier_id"))
-    if op == "resync":
-        return ("resync",)
-    return None
-
-
 class Subscription:
     """A bounded mailbox for one subscriber of one channel key."""
 
@@ -97,7 +104,7 @@ class Subscription:
         """Queue `message` without blocking; on overflow the subscriber is cut off."""
         if self._mailbox.overflowed:
             return
-        if not self._mailbox.put(message, _coalesce_key(message)):
+        if not self._mailbox.put(message, supersedes(message)):
             metrics.SLOW_SUBSCRIBERS_DROPPED.labels("hub").inc()
             log.warning("subscriber of %s overflowed its buffer; dropping it", self.key)
 
@@ -117,6 +124,25 @@ class Subscription:
                 return
 
 
+class Watch:
+    """A synchronous callback for every message of one key, local commits included
+    (see the module doc); `close` it to stop."""
+
+    def __init__(self, hub: Hub, key: str, callback: Callable[[Message], None]) -> None:
+        self.key = key
+        self._hub = hub
+        self._callback = callback
+
+    def offer(self, message: Message) -> None:
+        try:
+            self._callback(message)
+        except Exception:  # one broken watcher must not stop the fan-out
+            log.exception("watcher of %s failed", self.key)
+
+    def close(self) -> None:
+        self._hub._remove(self.key, self)
+
+
 class Hub:
     """Owns the listener backend and the map from channel keys to subscribers."""
 
@@ -129,13 +155,9 @@ class Hub:
     ) -> None:
         self._buffer_size = buffer_size
         self._backend = backend or ReliablePostgresBackend(url)
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[str, set[Subscription | Watch]] = {}
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
-
-    @property
-    def backend(self) -> BroadcastBackend:
-        return self._backend
 
     @property
     def listener_pid(self) -> int | None:
@@ -155,9 +177,10 @@ class Hub:
                 await self._pump
             self._pump = None
         await self._backend.disconnect()
-        for subscriptions in self._subscribers.values():
-            for subscription in subscriptions:
-                subscription.close()
+        for subscribers in self._subscribers.values():
+            for subscriber in subscribers:
+                if isinstance(subscriber, Subscription):
+                    subscriber.close()
 
     def _start_pump(self) -> None:
         self._pump = asyncio.create_task(self._run_pump(), name="realtime-hub-pump")
@@ -184,11 +207,21 @@ class Hub:
             self.dispatch(message)
 
     def dispatch(self, message: Message) -> None:
-        """Offer `message` to every local subscriber of its `ch` key."""
+        """Offer `message` (wire form) to every local subscriber of its ``ch`` key."""
         if not isinstance(message, Notification):
             message = Notification(message)
-        for subscription in tuple(self._subscribers.get(message.get("ch", ""), ())):
-            subscription.offer(message)
+        for subscriber in tuple(self._subscribers.get(message.get("ch", ""), ())):
+            subscriber.offer(message)
+
+    def dispatch_committed(self, messages: Sequence[ChannelMessage]) -> None:
+        """Offer the messages of a transaction this process has just committed to the
+        watchers of their keys (not to subscriptions: they get the LISTEN copy)."""
+        for sent in messages:
+            watchers = [s for s in self._subscribers.get(sent.channel, ()) if isinstance(s, Watch)]
+            if watchers:
+                message = Notification(sent.encode())
+                for watcher in watchers:
+                    watcher.offer(message)
 
     def resync_all(self) -> None:
         """Tell every local subscriber that notifications may have been missed."""
@@ -197,23 +230,38 @@ class Hub:
             log.warning("notifying subscribers of %d key(s) to resync after a gap", len(keys))
         for key in keys:
             metrics.RESYNCS.inc(len(self._subscribers.get(key, ())))
-            self.dispatch({"ch": key, "op": "resync"})
+            self.dispatch(Resync(key).encode())
 
     @asynccontextmanager
     async def subscribe(self, key: str) -> AsyncIterator[Subscription]:
         """Receive the messages for `key` while inside the block."""
         subscription = Subscription(key, self._buffer_size)
-        self._subscribers.setdefault(key, set()).add(subscription)
-        metrics.SUBSCRIBERS.inc()
+        self._add(key, subscription)
         try:
             yield subscription
         finally:
-            metrics.SUBSCRIBERS.dec()
-            subscribers = self._subscribers.get(key)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[key]
+            self._remove(key, subscription)
+
+    def watch(self, key: str, callback: Callable[[Message], None]) -> Watch:
+        """Call `callback` synchronously with every message of `key` until the returned
+        `Watch` is closed: LISTEN copies, resyncs, and this process's own commits at
+        once (so those twice: `callback` must be idempotent, and quick)."""
+        watcher = Watch(self, key, callback)
+        self._add(key, watcher)
+        return watcher
+
+    def _add(self, key: str, subscriber: Subscription | Watch) -> None:
+        self._subscribers.setdefault(key, set()).add(subscriber)
+        metrics.SUBSCRIBERS.inc()
+
+    def _remove(self, key: str, subscriber: Subscription | Watch) -> None:
+        subscribers = self._subscribers.get(key)
+        if subscribers is None or subscriber not in subscribers:
+            return
+        metrics.SUBSCRIBERS.dec()
+        subscribers.discard(subscriber)
+        if not subscribers:
+            del self._subscribers[key]
 
     def subscriber_count(self, key: str | None = None) -> int:
         if key is not None:

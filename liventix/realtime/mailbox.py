@@ -92,15 +92,6 @@ class Mailbox(Generic[T]):
             finally:
                 self._waiter = None
 
-    def get_nowait(self) -> T | None:
-        """The oldest entry, or None when empty (for draining in batches)."""
-        if self.overflowed or not self._cells:
-            return None
-        cell = self._cells.popleft()
-        if cell.key is not None and self._by_key.get(cell.key) is cell:
-            del self._by_key[cell.key]
-        return cell.item
-
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():

@@ -1,7 +1,9 @@
 """Prometheus metrics for the realtime path (served on `/metrics`).
 
 Module-level so every hub and WebSocket handler in the process adds to the same series;
-the names are the ones the dashboards and alerts use.
+the names are the ones the dashboards and alerts use. The WebSocket and shared-execution
+gauges are in `liventix.subscriptions.metrics`; `SLOW_SUBSCRIBERS_DROPPED` is one series
+for both layers (label ``hub`` or ``websocket``).
 """
 
 from __future__ import annotations
@@ -32,11 +34,4 @@ SLOW_SUBSCRIBERS_DROPPED = Counter(
     "liventix_realtime_slow_subscribers_dropped_total",
     "Subscribers cut off because their bounded buffer overflowed.",
     ["layer"],
-)
-WS_CONNECTIONS = Gauge("liventix_ws_connections", "Open graphql-transport-ws connections.")
-WS_OPERATIONS = Gauge("liventix_ws_operations", "Active operations over WebSocket.")
-WS_SHARED_EXECUTIONS = Gauge(
-    "liventix_ws_shared_executions",
-    "Subscription executions shared by all the operations with the same document, "
-    "variables and permission scope.",
 )

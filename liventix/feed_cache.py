@@ -3,12 +3,15 @@
 Anonymous `eventFeed` queries over HTTP POST are answered from a per-process cache of
 serialized responses. A page is never older than the last committed change this
 process heard of: every cached page belongs to the events it read, each such event's
-``feed:<event>`` channel is watched through the realtime hub, and any message on it
-(a post created or deleted, or a resync after a listener gap) drops that event's pages.
-A page computed while such a message arrived is not stored (generation check), so a
-response that read the database before a commit can never outlive the commit's
-announcement. Event edits and authors' renames are announced on the feed channels
-too; a one-second time-to-live bounds anything else a page shows.
+feed channel (`db.channels.FeedMessage`) is watched through the realtime hub
+(`Hub.watch`), and any message on it (a post created or deleted, or a resync after a
+listener gap) drops that event's pages, synchronously. A watch hears this process's
+own commits right after COMMIT, before the writing request returns, and everyone's
+through LISTEN; dropping twice is harmless. A page computed while such a message
+arrived is not stored (generation check), so a response that read the database before
+a commit can never outlive the commit's announcement. Event edits and authors' renames
+are announced on the feed channels too; a one-second time-to-live bounds anything else
+a page shows.
 
 Everything else (signed-in viewers, mutations, other fields, GET) passes through.
 """
@@ -16,8 +19,6 @@ Everything else (signed-in viewers, mutations, other fields, GET) passes through
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,11 +29,9 @@ import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.language import StringValueNode, VariableNode
 
+from db.channels import FeedMessage
 from liventix.clock import Clock
-from liventix.context import Services
-from liventix.realtime import Hub
-
-log = logging.getLogger("liventix.fastpath")
+from liventix.realtime import Hub, Watch
 
 CACHEABLE_FIELDS = frozenset({"eventFeed"})
 DEFAULT_TTL = 1.0  # seconds; bounds what no feed announcement covers
@@ -63,8 +62,7 @@ class _Entry:
 class _Watch:
     generation: int = 0
     keys: set[tuple[str, str, str]] = field(default_factory=set)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
+    hub_watch: Watch | None = None
 
 
 def _shape(query: str) -> _Shape | None:
@@ -98,19 +96,10 @@ def _shape(query: str) -> _Shape | None:
     return _Shape(tuple(literals), tuple(variables))
 
 
-EXTRAS_KEY = "feed.response_cache"
-
-
-def invalidate(services: Services, event_id: uuid.UUID) -> None:
-    """Tell this process's feed response cache (if any) that the event's feed changed."""
-    cache = services.extras.get(EXTRAS_KEY)
-    if isinstance(cache, FeedResponseCache):
-        cache.invalidate(event_id)
-
-
 class FeedResponseCache:
-    """The cache and its hub watchers; wrap the GraphQL ASGI app with `wrap`, and
-    register it in `services.extras[EXTRAS_KEY]` so local writes invalidate at once."""
+    """The cache and its hub watches; wrap the GraphQL ASGI app with `wrap`. The hub
+    must hear this process's commits (`db.notify.dispatch_locally`) for a local write
+    to show on the next read at once."""
 
     def __init__(
         self,
@@ -136,43 +125,25 @@ class FeedResponseCache:
     # -- invalidation ---------------------------------------------------------------
 
     def invalidate(self, event_id: uuid.UUID) -> None:
-        """Drop the event's pages now (a write in this process has just committed, so
-        its own next read must not wait for the notification to come back)."""
+        """Drop the event's pages now (what any message on its feed channel does)."""
         watch = self._watches.get(event_id)
         if watch is not None:
             self._drop(watch)
 
-    async def _watch_event(self, event_id: uuid.UUID) -> _Watch:
+    def _watch_event(self, event_id: uuid.UUID) -> _Watch:
         watch = self._watches.get(event_id)
-        if watch is None:
-            watch = _Watch()
-            self._watches[event_id] = watch
-            watch.task = asyncio.create_task(self._follow(event_id, watch))
-            while len(self._watches) > self._max_watched:
-                _, evicted = self._watches.popitem(last=False)
-                self._drop(evicted)
-                if evicted.task is not None:
-                    evicted.task.cancel()
-        else:
+        if watch is not None:
             self._watches.move_to_end(event_id)
-        await watch.ready.wait()
-        return watch
-
-    async def _follow(self, event_id: uuid.UUID, watch: _Watch) -> None:
-        try:
-            async with self._hub.subscribe(f"feed:{event_id}") as inbox:
-                watch.ready.set()
-                async for _message in inbox:
-                    self._drop(watch)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a slow or broken watcher: forget it, the next miss re-watches
-            log.warning("feed cache watcher for %s stopped", event_id, exc_info=True)
-        finally:
-            self._drop(watch)
-            if self._watches.get(event_id) is watch:
-                del self._watches[event_id]
-            watch.ready.set()  # never leave a request waiting on a dead watcher
+            return watch
+        created = _Watch()
+        created.hub_watch = self._hub.watch(
+            FeedMessage.channel_of(event_id), lambda _message: self._drop(created)
+        )
+        self._watches[event_id] = created
+        while len(self._watches) > self._max_watched:
+            _, evicted = self._watches.popitem(last=False)
+            self._forget(evicted)
+        return created
 
     def _drop(self, watch: _Watch) -> None:
         watch.generation += 1
@@ -180,14 +151,15 @@ class FeedResponseCache:
             self._entries.pop(key, None)
         watch.keys.clear()
 
-    async def close(self) -> None:
+    def _forget(self, watch: _Watch) -> None:
+        self._drop(watch)
+        if watch.hub_watch is not None:
+            watch.hub_watch.close()
+            watch.hub_watch = None
+
+    def close(self) -> None:
         for watch in self._watches.values():
-            if watch.task is not None:
-                watch.task.cancel()
-        for watch in list(self._watches.values()):
-            if watch.task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch.task
+            self._forget(watch)
         self._watches.clear()
         self._entries.clear()
 
@@ -266,7 +238,7 @@ class FeedResponseCache:
         key: tuple[str, str, str],
         events: tuple[uuid.UUID, ...],
     ) -> None:
-        watches = [await self._watch_event(e) for e in events]
+        watches = [self._watch_event(e) for e in events]
         generations = [w.generation for w in watches]
         started: dict[str, Any] = {}
         chunks: list[bytes] = []

@@ -1,7 +1,7 @@
 """Shared executions: one GraphQL execution per group of identical subscriptions.
 
 A *group* is keyed by (document, operation name, variables, scope) as decided by
-`liventix.realtime.sharing.plan`. The group runs `schema.stream(...)` once, with a
+`liventix.subscriptions.sharing.plan`. The group runs `schema.stream(...)` once, with a
 context whose DataLoaders are replaced after every result (a subscription's context
 lives for the whole stream; loaders must not serve stale rows across events), and
 serializes each result once with orjson. Members are `Sink`s (one per WebSocket
@@ -29,12 +29,12 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from liventix.auth import ANONYMOUS, Role, Viewer
 from liventix.context import Context, Services
-from liventix.realtime import metrics
-from liventix.realtime.sharing import Plan, plan
+from liventix.subscriptions import metrics
+from liventix.subscriptions.sharing import Plan, plan
 from resolvers.loaders import Loaders
 from schema.errors import mask_errors
 
-log = logging.getLogger("liventix.realtime")
+log = logging.getLogger("liventix.subscriptions")
 
 PUBLIC_ROLES = frozenset({Role.ANONYMOUS, Role.USER})
 """Roles that see exactly what the anonymous viewer sees of a public subscription.
@@ -82,7 +82,7 @@ class Group:
 
     def snapshot_for_newcomer(self) -> str | None:
         """The first message of a member joining a state group that already has results:
-        the latest state, as a snapshot (see `liventix.realtime.sharing`)."""
+        the latest state, as a snapshot (see `liventix.subscriptions.sharing`)."""
         if self.last_payload is None:
             return None
         if self.newcomer_payload is None:

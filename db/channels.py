@@ -1,0 +1,284 @@
+"""The realtime contract: every channel and its messages, defined once.
+
+Changes are announced with `pg_notify` on one PostgreSQL channel (`NOTIFY_CHANNEL`),
+each as a small JSON object, its *wire* form::
+
+    {"ch": "feed:<event id>", "op": "created", "post_id": "<uuid>", "seq": 42}
+
+``ch`` is the key local subscribers listen to and ``op`` says what happened. Each
+channel has one frozen dataclass here, the only place its name and payload are
+written or read:
+
+=========================  ================  ===========================================
+message                    channel           ops
+=========================  ================  ===========================================
+`FeedMessage`              ``feed:<event>``  ``created``, ``deleted`` (a post),
+                                             ``event`` (edited), ``author`` (renamed)
+`TierMessage`              ``tier:<event>``  ``tier`` (a tier's counters changed)
+`UserMessage`              ``user:<user>``   ``order_paid``, ``order_refunded``
+`Resync` (any channel)     any               ``resync``: notifications may have been
+                                             missed (the hub sends it after a gap)
+=========================  ================  ===========================================
+
+Producers build a message and hand it to `db.notify.publish`, which sends
+``encode()``; consumers receive the decoded JSON object and call ``decode`` of the
+channel they subscribed to, which returns the message, a `Resync`, or None for anything
+malformed or foreign (logged by nobody: a consumer just skips it). Ids travel as
+strings; the event or user id is carried by the channel name alone. Processes are
+upgraded together, so the wire form may change between releases.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, cast, get_args
+
+NOTIFY_CHANNEL = "liventix"
+"""The one PostgreSQL channel every message travels on (routing is by ``ch``)."""
+
+Wire = dict[str, Any]
+"""A message as it travels: a JSON object with ``ch`` and ``op`` keys."""
+
+FeedKind = Literal["created", "deleted", "event", "author"]
+UserKind = Literal["order_paid", "order_refunded"]
+RESYNC = "resync"
+
+
+class Row(Protocol):
+    """A database row (or mapping) read by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def _id_in(channel: object, prefix: str) -> uuid.UUID | None:
+    """The id a channel name of this kind carries (None for another channel)."""
+    if not isinstance(channel, str) or not channel.startswith(prefix):
+        return None
+    return _uuid(channel[len(prefix) :])
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _wire(channel: str, op: str, **fields: object) -> Wire:
+    """The wire object, without the fields that are None."""
+    wire: Wire = {"ch": channel, "op": op}
+    for name, value in fields.items():
+        if value is not None:
+            wire[name] = str(value) if isinstance(value, uuid.UUID) else value
+    return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Notifications on `channel` may have been missed: reload the state from the
+    database (the hub sends one to every subscriber after a listener gap)."""
+
+    channel: str
+
+    def encode(self) -> Wire:
+        return {"ch": self.channel, "op": RESYNC}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMessage:
+    """Something shown on an event's feed pages changed.
+
+    ``created`` / ``deleted`` carry the post (and its feed seq); ``event`` means the
+    event itself was edited (pages embed it); ``author`` that `user_id` renamed
+    themselves (pages show authors' names).
+    """
+
+    PREFIX: ClassVar[str] = "feed:"
+
+    event_id: uuid.UUID
+    kind: FeedKind
+    post_id: uuid.UUID | None = None
+    seq: int | None = None
+    user_id: uuid.UUID | None = None
+
+    @classmethod
+    def channel_of(cls, event_id: uuid.UUID) -> str:
+        return f"{cls.PREFIX}{event_id}"
+
+    @property
+    def channel(self) -> str:
+        return self.channel_of(self.event_id)
+
+    def encode(self) -> Wire:
+        return _wire(
+            self.channel, self.kind, post_id=self.post_id, seq=self.seq, user_id=self.user_id
+        )
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> FeedMessage | Resync | None:
+        event_id = _id_in(wire.get("ch"), cls.PREFIX)
+        op = wire.get("op")
+        if event_id is None:
+            return None
+        if op == RESYNC:
+            return Resync(cls.channel_of(event_id))
+        if op not in get_args(FeedKind):
+            return None
+        post_id = _uuid(wire["post_id"]) if "post_id" in wire else None
+        user_id = _uuid(wire["user_id"]) if "user_id" in wire else None
+        if op in ("created", "deleted") and post_id is None:
+            return None
+        seq = _int(wire["seq"]) if "seq" in wire else None
+        return cls(event_id, cast(FeedKind, op), post_id=post_id, seq=seq, user_id=user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TierMessage:
+    """A tier's counters after a change, as the UPDATE that made it returned them.
+
+    The counters are absolute and `version` grows with every change, so applying a
+    message is idempotent and one older than what a subscriber holds can be skipped.
+    """
+
+    PREFIX: ClassVar[str] = "tier:"
+    OP: ClassVar[str] = "tier"
+
+    event_id: uuid.UUID
+    tier_id: uuid.UUID
+    quantity: int
+    reserved: int
+    issued: int
+    version: int
+
+    @classmethod
+    def channel_of(cls, event_id: uuid.UUID) -> str:
+        return f"{cls.PREFIX}{event_id}"
+
+    @classmethod
+    def from_row(cls, tier: Row) -> TierMessage:
+        """From a row with id, event_id, quantity, reserved_quantity, issued_quantity
+        and version (what the writers' ``RETURNING`` gives)."""
+        return cls(
+            event_id=tier["event_id"],
+            tier_id=tier["id"],
+            quantity=tier["quantity"],
+            reserved=tier["reserved_quantity"],
+            issued=tier["issued_quantity"],
+            version=tier["version"],
+        )
+
+    @property
+    def channel(self) -> str:
+        return self.channel_of(self.event_id)
+
+    @property
+    def available(self) -> int:
+        return self.quantity - self.reserved - self.issued
+
+    def encode(self) -> Wire:
+        return _wire(
+            self.channel,
+            self.OP,
+            tier_id=self.tier_id,
+            quantity=self.quantity,
+            reserved=self.reserved,
+            issued=self.issued,
+            version=self.version,
+        )
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> TierMessage | Resync | None:
+        event_id = _id_in(wire.get("ch"), cls.PREFIX)
+        op = wire.get("op")
+        if event_id is None:
+            return None
+        if op == RESYNC:
+            return Resync(cls.channel_of(event_id))
+        if op != cls.OP:
+            return None
+        tier_id = _uuid(wire.get("tier_id"))
+        counters = [_int(wire.get(n)) for n in ("quantity", "reserved", "issued", "version")]
+        if tier_id is None:
+            return None
+        quantity, reserved, issued, version = counters
+        if quantity is None or reserved is None or issued is None or version is None:
+            return None
+        return cls(event_id, tier_id, quantity, reserved, issued, version)
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """Something happened to one of the user's orders (paid, refunded)."""
+
+    PREFIX: ClassVar[str] = "user:"
+
+    user_id: uuid.UUID
+    kind: UserKind
+    order_id: uuid.UUID
+    tickets: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def channel_of(cls, user_id: uuid.UUID) -> str:
+        return f"{cls.PREFIX}{user_id}"
+
+    @property
+    def channel(self) -> str:
+        return self.channel_of(self.user_id)
+
+    def encode(self) -> Wire:
+        return _wire(
+            self.channel,
+            self.kind,
+            order_id=self.order_id,
+            tickets=self.tickets,
+            reason=self.reason,
+        )
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> UserMessage | Resync | None:
+        user_id = _id_in(wire.get("ch"), cls.PREFIX)
+        op = wire.get("op")
+        if user_id is None:
+            return None
+        if op == RESYNC:
+            return Resync(cls.channel_of(user_id))
+        order_id = _uuid(wire.get("order_id"))
+        if op not in get_args(UserKind) or order_id is None:
+            return None
+        tickets = _int(wire["tickets"]) if "tickets" in wire else None
+        reason = wire.get("reason")
+        if not isinstance(reason, str):
+            reason = None
+        return cls(user_id, cast(UserKind, op), order_id, tickets=tickets, reason=reason)
+
+
+Message = FeedMessage | TierMessage | UserMessage
+"""Anything a transaction may announce."""
+
+
+def supersedes(wire: Mapping[str, Any]) -> Hashable | None:
+    """The key under which `wire` replaces an unread message with the same key (None:
+    it replaces nothing). A tier message carries absolute counters, so only the latest
+    per tier matters; one pending resync is as good as several."""
+    op = wire.get("op")
+    if op == TierMessage.OP:
+        return (TierMessage.OP, wire.get("tier_id"))
+    if op == RESYNC:
+        return (RESYNC,)
+    return None

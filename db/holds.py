@@ -1,0 +1,534 @@
+"""Capacity: the one module that writes tier counters and hold states.
+
+`ticketing.ticket_tiers.reserved_quantity` / `issued_quantity` and the rows of
+`ticketing.ticket_holds` (created, resized, attached to an order, released, expired,
+converted) are written here and nowhere else (tests/test_capacity_owner.py greps for
+strays). Every function takes the open connection of the caller's transaction, so it
+commits or rolls back with the business operation that called it; each change to a
+tier's counters is announced with `db.notify.announce_tier` in that same transaction.
+(Longer than the other modules on purpose: every write of capacity is here, so it is
+reviewed, and its locks checked against the order below, in one place.)
+
+The database arbitrates capacity. Taking seats is one conditional update::
+
+    UPDATE ticketing.ticket_tiers SET reserved_quantity = reserved_quantity + $n
+     WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $n RETURNING ...
+
+which cannot oversell under READ COMMITTED (the second writer re-checks the row after
+the first commits), and the CHECK constraints on the table back it up. Zero rows means
+sold out, but only after the tier's expired holds were released and the update tried
+again, so an expired hold never blocks a buyer.
+
+Lock order. Every transaction that touches tiers or holds takes row locks in this one
+order, written here once::
+
+    ticketing.orders              (by primary key: checkout, completion, refunds)
+      → ticketing.ticket_tiers    (by primary key)
+        → ticketing.ticket_holds  (by primary key)
+          → ticketing.tickets     (by primary key)
+            → ticketing.ticket_tokens
+
+A transaction may skip a level, and may touch again a row it already holds, but never
+goes back up to a level it passed. Implicit locks count: inserting a row that refers
+to a tier (a hold, an order item, a ticket) takes FOR KEY SHARE on the tier through the
+foreign key, so a transaction that will do so after locking holds locks those tiers
+first (checkout takes FOR KEY SHARE on its tiers before its holds; a new hold is
+inserted after the conditional update has locked its tier). FOR KEY SHARE does not
+conflict with the plain UPDATE of a tier's counters, so checkout never queues behind
+buyers, only behind the FOR UPDATE of a release, an expiry, a sweep, a drift repair or
+a completion. Reads take no lock; `events.events` and `users.profiles` rows come last
+(foreign keys lock them; their own writers lock nothing of ticketing after them).
+Whatever still collides (a serialization failure, or a deadlock with code outside this
+order) is retried by `db.core.retry_transient` around each transaction.
+
+Errors: `TicketingError(SOLD_OUT)` with ``available`` from `take_seats`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from db.errors import TicketingCode, TicketingError
+from db.notify import announce_tier
+
+HOLD_FIELDS = (
+    "id",
+    "tier_id",
+    "event_id",
+    "user_id",
+    "quantity",
+    "status",
+    "expires_at",
+    "order_id",
+    "created_at",
+    "updated_at",
+    "ended_at",
+)
+HOLD_COLUMNS = ", ".join(HOLD_FIELDS)
+# What every counter write returns: the columns `announce_tier` publishes.
+COUNTERS = "id, event_id, quantity, reserved_quantity, issued_quantity, version"
+_T_COUNTERS = ", ".join(f"t.{name}" for name in COUNTERS.split(", "))
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    id: uuid.UUID
+    tier_id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    quantity: int
+    status: str
+    expires_at: datetime
+    order_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> HoldRecord:
+        return cls(**{name: row[name] for name in HOLD_FIELDS})
+
+
+# --- taking and giving back seats ----------------------------------------------------
+
+_TAKE = f"""UPDATE ticketing.ticket_tiers
+               SET reserved_quantity = reserved_quantity + $2
+             WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $2
+         RETURNING {COUNTERS}"""
+
+_GIVE_BACK = f"""UPDATE ticketing.ticket_tiers
+                    SET reserved_quantity = reserved_quantity - $2
+                  WHERE id = $1
+              RETURNING {COUNTERS}"""
+
+_RETURN_SEATS = {
+    counter: f"""UPDATE ticketing.ticket_tiers
+                    SET {counter} = {counter} - $2, updated_at = $3
+                  WHERE id = $1
+              RETURNING {COUNTERS}"""
+    for counter in ("reserved_quantity", "issued_quantity")
+}
+
+_PROBE = """SELECT quantity - reserved_quantity - issued_quantity AS available,
+                  EXISTS (SELECT 1 FROM ticketing.ticket_holds
+                           WHERE tier_id = $1 AND status = 'active' AND expires_at <= $2)
+                      AS ghosts
+             FROM ticketing.ticket_tiers WHERE id = $1"""
+
+
+class SoldOutAfterExpiring(Exception):
+    """Sold out even after releasing the tier's expired holds.
+
+    Raising rolls the buyer's transaction back, releases included; the caller then
+    releases them again in a transaction of its own (`expire_tier_holds`), so a refused
+    buyer never leaves ghost reservations behind for the sweeper.
+    """
+
+    def __init__(self, available: int) -> None:
+        super().__init__(available)
+        self.available = available
+
+
+def sold_out(available: int) -> TicketingError:
+    return TicketingError(
+        f"Sold out: {max(available, 0)} left",
+        code=TicketingCode.SOLD_OUT,
+        field="quantity",
+        available=max(available, 0),
+    )
+
+
+async def take_seats(
+    conn: asyncpg.Connection,
+    tier_id: uuid.UUID,
+    seats: int,
+    now: datetime,
+    *,
+    expired_already: bool = False,
+) -> asyncpg.Record:
+    """Reserve `seats` more of the tier (the conditional update above); the tier's row.
+
+    If there is no room, the tier's expired holds are released and the update tried
+    once more. Raises `TicketingError(SOLD_OUT)`, or `SoldOutAfterExpiring` when holds
+    were released on the way (or `expired_already` says the caller released some) and
+    must be released again after the rollback. The probe takes no lock, so a sold-out
+    answer does not queue behind the buyers still being served; it is safe, since no
+    hold can newly become expired as of `now` (holds are created expiring later).
+    """
+    tier: asyncpg.Record | None = await conn.fetchrow(_TAKE, tier_id, seats)
+    if tier is None:
+        probe = await conn.fetchrow(_PROBE, tier_id, now)
+        assert probe is not None
+        available: int = probe["available"]
+        if available >= seats:  # seats came back between the update and the probe
+            tier = await conn.fetchrow(_TAKE, tier_id, seats)
+        if tier is None and probe["ghosts"]:
+            freed = await expire_tier_holds(conn, tier_id, now)
+            if freed is not None:
+                tier = await conn.fetchrow(_TAKE, tier_id, seats)
+                if tier is None:
+                    left = freed["quantity"] - freed["reserved_quantity"]
+                    raise SoldOutAfterExpiring(left - freed["issued_quantity"])
+        if tier is None:
+            if expired_already:
+                raise SoldOutAfterExpiring(available)
+            raise sold_out(available)
+    await announce_tier(conn, tier)
+    return tier
+
+
+async def give_back(conn: asyncpg.Connection, tier_id: uuid.UUID, seats: int) -> None:
+    """Un-reserve `seats` of the tier (a hold shrank or was released)."""
+    tier = await conn.fetchrow(_GIVE_BACK, tier_id, seats)
+    await announce_tier(conn, tier)
+
+
+async def return_seats(
+    conn: asyncpg.Connection,
+    seats: Mapping[uuid.UUID, int],
+    *,
+    counter: Literal["reserved_quantity", "issued_quantity"],
+    now: datetime,
+) -> None:
+    """Give `seats` (per tier) back from `counter`: released holds or refunded tickets.
+
+    Tiers are updated in primary-key order, the order every writer locks them in, so
+    two transactions returning seats of the same tiers never deadlock.
+    """
+    for tier_id in sorted(seats):
+        tier = await conn.fetchrow(_RETURN_SEATS[counter], tier_id, seats[tier_id], now)
+        await announce_tier(conn, tier)
+
+
+# --- expiry ---------------------------------------------------------------------------
+
+_EXPIRE_TIER = f"""WITH gone AS (
+        UPDATE ticketing.ticket_holds
+           SET status = 'expired', ended_at = $2, updated_at = $2
+         WHERE tier_id = $1 AND status = 'active' AND expires_at <= $2
+     RETURNING quantity
+    ), freed AS (SELECT coalesce(sum(quantity), 0)::int AS n FROM gone)
+    UPDATE ticketing.ticket_tiers t
+       SET reserved_quantity = t.reserved_quantity - freed.n
+      FROM freed
+     WHERE t.id = $1 AND freed.n > 0
+ RETURNING {_T_COUNTERS}"""
+
+_EXPIRE_BATCH = f"""WITH gone AS (
+        UPDATE ticketing.ticket_holds
+           SET status = 'expired', ended_at = $2, updated_at = $2
+         WHERE tier_id = ANY($1::uuid[]) AND status = 'active' AND expires_at <= $2
+     RETURNING tier_id, quantity
+    ), freed AS (
+        SELECT tier_id, sum(quantity)::int AS n, count(*)::int AS holds
+          FROM gone GROUP BY tier_id
+    )
+    UPDATE ticketing.ticket_tiers t
+       SET reserved_quantity = t.reserved_quantity - freed.n
+      FROM freed
+     WHERE t.id = freed.tier_id
+ RETURNING {_T_COUNTERS}, freed.n AS freed, freed.holds AS holds"""
+
+
+async def expire_tier_holds(
+    conn: asyncpg.Connection, tier_id: uuid.UUID, now: datetime
+) -> asyncpg.Record | None:
+    """Expire one tier's lapsed holds; the tier's counters if any seats were freed.
+
+    Locks the tier first (tier, then holds), then expires and subtracts in one
+    statement.
+    """
+    await conn.execute("SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", tier_id)
+    row: asyncpg.Record | None = await conn.fetchrow(_EXPIRE_TIER, tier_id, now)
+    if row is not None:
+        await announce_tier(conn, row)
+    return row
+
+
+async def expire_tiers_holds(
+    conn: asyncpg.Connection, tier_ids: list[uuid.UUID], now: datetime
+) -> list[asyncpg.Record]:
+    """Expire the lapsed holds of several tiers (the sweeper's batch), tiers locked first
+    in primary-key order; one row per tier that freed seats, with ``freed`` and ``holds``."""
+    await conn.execute(
+        """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
+            ORDER BY id FOR UPDATE""",
+        tier_ids,
+    )
+    rows: list[asyncpg.Record] = await conn.fetch(_EXPIRE_BATCH, tier_ids, now)
+    for row in sorted(rows, key=lambda r: r["id"]):
+        await announce_tier(conn, row)
+    return rows
+
+
+# --- hold rows ------------------------------------------------------------------------
+
+
+async def insert_hold(
+    conn: asyncpg.Connection,
+    *,
+    tier_id: uuid.UUID,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    quantity: int,
+    expires_at: datetime,
+    now: datetime,
+) -> HoldRecord:
+    """A new active hold; its seats must already be taken (`take_seats`)."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO ticketing.ticket_holds
+                (tier_id, event_id, user_id, quantity, expires_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $6)
+            RETURNING {HOLD_COLUMNS}""",
+        tier_id,
+        event_id,
+        user_id,
+        quantity,
+        expires_at,
+        now,
+    )
+    assert row is not None
+    return HoldRecord.from_row(row)
+
+
+async def resize_hold(
+    conn: asyncpg.Connection,
+    hold_id: uuid.UUID,
+    *,
+    held: int,
+    quantity: int,
+    expires_at: datetime,
+    now: datetime,
+) -> HoldRecord | None:
+    """Set an active, unattached hold of `held` seats to `quantity` and a new expiry;
+    None if it changed meanwhile. The seat difference must already be taken or given."""
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket_holds
+               SET quantity = $2, expires_at = $3, updated_at = $4
+             WHERE id = $1 AND status = 'active' AND order_id IS NULL AND quantity = $5
+         RETURNING {HOLD_COLUMNS}""",
+        hold_id,
+        quantity,
+        expires_at,
+        now,
+        held,
+    )
+    return HoldRecord.from_row(row) if row is not None else None
+
+
+async def release_unattached(
+    conn: asyncpg.Connection, hold: HoldRecord, now: datetime
+) -> HoldRecord | None:
+    """Release an active hold not attached to an order and give its seats back.
+
+    Locks the tier, then the hold; None (nothing written) if a checkout attached the
+    hold, or anything else changed it, meanwhile.
+    """
+    await conn.execute(
+        "SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", hold.tier_id
+    )
+    row = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket_holds
+               SET status = 'released', ended_at = $2, updated_at = $2
+             WHERE id = $1 AND status = 'active' AND order_id IS NULL
+         RETURNING {HOLD_COLUMNS}""",
+        hold.id,
+        now,
+    )
+    if row is None:
+        return None
+    await give_back(conn, hold.tier_id, row["quantity"])
+    return HoldRecord.from_row(row)
+
+
+async def release_holds(
+    conn: asyncpg.Connection, holds: Sequence[asyncpg.Record], now: datetime
+) -> None:
+    """Give locked holds' seats back (tiers in primary-key order) and end the holds."""
+    per_tier: Counter[uuid.UUID] = Counter()
+    for hold in holds:
+        per_tier[hold["tier_id"]] += hold["quantity"]
+    await return_seats(conn, per_tier, counter="reserved_quantity", now=now)
+    if holds:
+        await conn.execute(
+            """UPDATE ticketing.ticket_holds
+                  SET status = 'released', ended_at = $2, updated_at = $2
+                WHERE id = ANY($1::uuid[])""",
+            [h["id"] for h in holds],
+            now,
+        )
+
+
+async def attach_holds(
+    conn: asyncpg.Connection, hold_ids: list[uuid.UUID], order_id: uuid.UUID, now: datetime
+) -> None:
+    """Point locked holds at the order checking them out (they stay active, reserved)."""
+    await conn.execute(
+        """UPDATE ticketing.ticket_holds SET order_id = $2, updated_at = $3
+            WHERE id = ANY($1::uuid[])""",
+        hold_ids,
+        order_id,
+        now,
+    )
+
+
+async def detach_holds(conn: asyncpg.Connection, order_ids: list[uuid.UUID], now: datetime) -> None:
+    """Let the orders' active holds go (the orders were canceled): they stay reserved
+    and reusable until they expire."""
+    await conn.execute(
+        """UPDATE ticketing.ticket_holds SET order_id = NULL, updated_at = $2
+            WHERE order_id = ANY($1::uuid[]) AND status = 'active'""",
+        order_ids,
+        now,
+    )
+
+
+async def issue_from_holds(
+    conn: asyncpg.Connection,
+    items: Sequence[asyncpg.Record],
+    tiers: Mapping[uuid.UUID, asyncpg.Record],
+    holds: Sequence[asyncpg.Record],
+    now: datetime,
+) -> bool:
+    """Turn an order's holds into issued seats: reserved → issued, holds converted.
+
+    `items` are the order's (tier_id, quantity), `tiers` its tiers' counters and `holds`
+    its active holds, all locked by the caller (order, tiers, holds). Seats no longer
+    held (a hold expired before the payment came) are taken from free capacity. Returns
+    False, writing nothing, when a tier has not enough free seats for that.
+    """
+    held: dict[uuid.UUID, int] = defaultdict(int)
+    for hold in holds:
+        held[hold["tier_id"]] += hold["quantity"]
+    extra = {item["tier_id"]: max(item["quantity"] - held[item["tier_id"]], 0) for item in items}
+    for tier_id, need in extra.items():
+        tier = tiers[tier_id]
+        if need and tier["quantity"] - tier["reserved_quantity"] - tier["issued_quantity"] < need:
+            return False
+    for item in items:
+        tier_id = item["tier_id"]
+        updated = await conn.fetchrow(
+            f"""UPDATE ticketing.ticket_tiers
+                  SET reserved_quantity = reserved_quantity - $2,
+                      issued_quantity = issued_quantity + $3, updated_at = $5
+                WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $4
+                RETURNING {COUNTERS}""",
+            tier_id,
+            held[tier_id],
+            item["quantity"],
+            extra[tier_id],
+            now,
+        )
+        if updated is None:  # cannot happen: the tier is locked and was checked above
+            raise RuntimeError(f"tier {tier_id} lost capacity while locked")
+        await announce_tier(conn, updated)
+    if holds:
+        await conn.execute(
+            """UPDATE ticketing.ticket_holds
+                  SET status = 'converted', ended_at = $2, updated_at = $2
+                WHERE id = ANY($1::uuid[])""",
+            [h["id"] for h in holds],
+            now,
+        )
+    return True
+
+
+# --- drift: counters that disagree with the rows they count --------------------------
+
+_COUNTS = """
+    SELECT tt.id, tt.reserved_quantity, tt.issued_quantity,
+           coalesce((SELECT sum(h.quantity) FROM ticketing.ticket_holds h
+                      WHERE h.tier_id = tt.id AND h.status = 'active'), 0)::int AS held,
+           (SELECT count(*) FROM ticketing.tickets t
+             WHERE t.tier_id = tt.id AND t.status = 'issued')::int AS issued
+      FROM ticketing.ticket_tiers tt"""
+
+_RESERVED_DRIFT = """
+SELECT t.id FROM ticketing.ticket_tiers t
+  LEFT JOIN (SELECT tier_id, sum(quantity)::int AS held FROM ticketing.ticket_holds
+              WHERE status = 'active' GROUP BY tier_id) h ON h.tier_id = t.id
+ WHERE t.reserved_quantity <> coalesce(h.held, 0)
+ ORDER BY t.id"""
+
+_ANY_DRIFT = f"""
+SELECT id FROM ({_COUNTS}) c
+ WHERE c.reserved_quantity <> c.held OR c.issued_quantity <> c.issued
+ ORDER BY id"""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRepair:
+    """One drifted tier: its counters (reserved, issued) before and as recounted.
+
+    `error` names the CHECK constraint the true counts break (more held and issued than
+    the tier's capacity: a person must decide); the tier was then left as it was.
+    """
+
+    tier_id: uuid.UUID
+    reserved: tuple[int, int]
+    issued: tuple[int, int]
+    error: str | None = None
+
+
+async def drifted_tiers(conn: asyncpg.Connection, *, issued: bool) -> list[uuid.UUID]:
+    """Tiers whose `reserved_quantity` is not the sum of their active holds (and, with
+    `issued`, whose `issued_quantity` is not the count of their issued tickets).
+
+    A read without locks, for candidates only: `repair_drift` recounts under lock.
+    """
+    rows = await conn.fetch(_ANY_DRIFT if issued else _RESERVED_DRIFT)
+    return [row["id"] for row in rows]
+
+
+async def repair_drift(
+    conn: asyncpg.Connection, tier_ids: list[uuid.UUID], now: datetime
+) -> list[DriftRepair]:
+    """Recount the tiers' counters from their rows under lock and correct those that
+    drifted: reserved = sum of active holds, issued = count of issued tickets.
+
+    Tiers are locked in primary-key order first, so a purchase that committed in
+    between is counted, never "corrected" away. Each tier is fixed in a savepoint: one
+    whose true counts break a CHECK constraint is reported (`DriftRepair.error`) and
+    left as it was, without undoing the others.
+    """
+    await conn.execute(
+        """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
+            ORDER BY id FOR UPDATE""",
+        tier_ids,
+    )
+    rows = await conn.fetch(f"{_COUNTS} WHERE tt.id = ANY($1::uuid[]) ORDER BY tt.id", tier_ids)
+    repairs: list[DriftRepair] = []
+    for row in rows:
+        if row["reserved_quantity"] == row["held"] and row["issued_quantity"] == row["issued"]:
+            continue
+        error = None
+        try:
+            async with conn.transaction():  # a savepoint
+                tier = await conn.fetchrow(
+                    f"""UPDATE ticketing.ticket_tiers
+                          SET reserved_quantity = $2, issued_quantity = $3, updated_at = $4
+                        WHERE id = $1 RETURNING {COUNTERS}""",
+                    row["id"],
+                    row["held"],
+                    row["issued"],
+                    now,
+                )
+                await announce_tier(conn, tier)
+        except asyncpg.CheckViolationError as exc:
+            error = exc.constraint_name or "check_violation"
+        repairs.append(
+            DriftRepair(
+                tier_id=row["id"],
+                reserved=(row["reserved_quantity"], row["held"]),
+                issued=(row["issued_quantity"], row["issued"]),
+                error=error,
+            )
+        )
+    return repairs
