@@ -21,5 +21,6 @@ Modules, by concept:
   domain's codes), `migrate`, `demo`.
 
 Expected failures are raised as `db.errors.DomainError` subclasses (one per domain,
-each with its code enum), which resolvers map to the schema's typed errors in one place.
+each with its code enum), which the schema maps to its typed errors in one place
+(`schema/error_map.py`).
 """

@@ -12,8 +12,8 @@ e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
      └── FeedError        FeedCode       (posts)
 
 A code outside the domain's enum is refused when the error is made (``ValueError``), so
-no code reaches the schema unmapped. Resolvers map these errors to the schema's typed
-errors in one place per domain (``from_domain`` in ``schema/``), which also turns the
+no code reaches the schema unmapped. Resolvers let these errors rise; the schema maps
+them to its typed errors in one place (``schema/error_map.py``), which also turns the
 field into its GraphQL (camelCase) name.
 """
 

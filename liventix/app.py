@@ -24,7 +24,6 @@ from db.core import connection, create_database
 from db.notify import dispatch_locally
 from liventix import graphiql, jobs
 from liventix.clock import Clock, SystemClock
-from liventix.context import Services
 from liventix.database_url import resolve_database_url
 from liventix.feed_cache import FeedResponseCache
 from liventix.first_sight import FirstSight
@@ -42,6 +41,7 @@ from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.settings import Settings, load_settings
 from liventix.webhooks import stripe_webhook
 from liventix.ws import GraphQLTransportWS
+from resolvers.context import Services
 from schema import build_schema
 
 log = logging.getLogger("liventix")

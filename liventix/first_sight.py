@@ -3,6 +3,11 @@
 Tokens are minted elsewhere (Supabase Auth, or `liventix token`), so the API learns of a
 user from a verified token. Each process remembers whom it has already seen, so only a
 user's first request (per process, per role) costs the upsert.
+
+This is the one path that makes profiles: the transports see every verified viewer
+(`liventix.graphql_view` before executing, `liventix.ws` at the handshake, in the
+background), and resolvers that need the row to exist (`viewer`, every write that refers
+to the user) await `see` through `resolvers.access.seen`, a no-op once seen.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from strawberry.types import ExecutionResult
 
 from liventix import graphiql
 from liventix.auth import ANONYMOUS, Viewer
-from liventix.context import Context, Services
+from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 from schema.errors import mask_errors
 

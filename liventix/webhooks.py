@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse, Response
 
 import db.payment_events
 from db.payment_events import PaymentEvent
-from liventix.context import Services
 from liventix.payments.flows import settle_refund
+from resolvers.context import Services
 
 log = logging.getLogger("liventix.webhooks")
 

@@ -46,11 +46,11 @@ import orjson
 from strawberry import Schema
 
 from liventix.auth import ANONYMOUS, AuthError, Viewer, bearer_token, viewer_from_token
-from liventix.context import Services
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
 from liventix.realtime.metrics import SLOW_SUBSCRIBERS_DROPPED
 from liventix.subscriptions import metrics
 from liventix.subscriptions.multiplex import Group, Multiplexer, Request
+from resolvers.context import Services
 
 log = logging.getLogger("liventix.ws")
 

@@ -1,43 +1,63 @@
-"""Who is asking."""
+"""Who is asking, and users as others see them."""
 
 from __future__ import annotations
 
-import strawberry
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import db.users
-from liventix.context import Info
-from schema.errors import ClientError
-from schema.users import Role, Viewer
+from resolvers.access import seen, signed_in
+from resolvers.context import Info
+from resolvers.errors import ClientCode, ClientError
 
 
-async def viewer(info: Info) -> Viewer | None:
-    """The signed-in user (null when anonymous); creates the profile on first sight."""
+@dataclass(frozen=True, slots=True)
+class ViewerRecord:
+    """The signed-in user: their profile, and what their token says."""
+
+    profile: db.users.Profile
+    role: str
+    token_expires_at: datetime | None
+
+
+def _viewer_record(info: Info, profile: db.users.Profile) -> ViewerRecord:
+    viewer = info.context.viewer
+    return ViewerRecord(profile=profile, role=viewer.role.value, token_expires_at=viewer.expires_at)
+
+
+async def viewer(info: Info) -> ViewerRecord | None:
+    """The signed-in user (null when anonymous); their profile exists (first sight)."""
     ctx = info.context
     if ctx.viewer.user_id is None:
         return None
-    profile = await db.users.ensure_profile(ctx.db, ctx.viewer.user_id, ctx.viewer.role.value)
-    return Viewer(
-        id=strawberry.ID(str(profile.id)),
-        role=Role(ctx.viewer.role.value),
-        display_name=profile.display_name,
-        created_at=profile.created_at,
-        token_expires_at=ctx.viewer.expires_at,
-    )
+    await seen(info)
+    profile = await ctx.loaders.profile(ctx.viewer.user_id)
+    if profile is None:  # first sight made it; nothing deletes profiles
+        raise LookupError(f"no profile for {ctx.viewer.user_id} after first sight")
+    return _viewer_record(info, profile)
 
 
-async def update_display_name(info: Info, display_name: str) -> Viewer:
-    ctx = info.context
-    if ctx.viewer.user_id is None:
-        raise ClientError("Sign in to change your name", "UNAUTHENTICATED")
+async def update_display_name(info: Info, display_name: str) -> ViewerRecord:
+    user_id = signed_in(info, "Sign in to change your name")
     name = display_name.strip()
     if not 1 <= len(name) <= 100:
-        raise ClientError("Display name must be 1 to 100 characters", "BAD_USER_INPUT")
-    await db.users.ensure_profile(ctx.db, ctx.viewer.user_id, ctx.viewer.role.value)
-    profile = await db.users.update_display_name(ctx.db, ctx.viewer.user_id, name)
-    return Viewer(
-        id=strawberry.ID(str(profile.id)),
-        role=Role(ctx.viewer.role.value),
-        display_name=profile.display_name,
-        created_at=profile.created_at,
-        token_expires_at=ctx.viewer.expires_at,
-    )
+        raise ClientError("Display name must be 1 to 100 characters", ClientCode.BAD_USER_INPUT)
+    await seen(info)
+    profile = await db.users.update_display_name(info.context.db, user_id, name)
+    return _viewer_record(info, profile)
+
+
+async def user(info: Info, user_id: uuid.UUID) -> db.users.Profile | None:
+    """A user's public profile (batched per request)."""
+    return await info.context.loaders.profile(user_id)
+
+
+async def clock(interval_seconds: int, count: int) -> AsyncGenerator[datetime, None]:
+    """Server time every `interval_seconds` (1-60), `count` times (1-1000)."""
+    interval = min(max(interval_seconds, 1), 60)
+    for _ in range(min(max(count, 1), 1000)):
+        yield datetime.now(UTC)
+        await asyncio.sleep(interval)

@@ -1,8 +1,10 @@
 """The GraphQL schema.
 
 `schema/<feature>.py` holds a feature's types, inputs, enums and typed errors;
-`schema/root/<feature>.py` its root fields, which delegate to `resolvers/<feature>.py`.
-The feature root classes are merged here into Query, Mutation and Subscription.
+`schema/root/<feature>.py` its root fields, which call `resolvers/<feature>.py` and wrap
+the records it returns in types. What a resolver raises becomes a typed error in one
+place, `schema.error_map`, installed here as the schema's exception handlers. The
+feature root classes are merged here into Query, Mutation and Subscription.
 """
 
 from __future__ import annotations
@@ -14,26 +16,38 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from schema.errors import build_extensions, log_errors
-from schema.root import feed, orders, ticketing, users
+from schema.error_map import exception_handlers
+from schema.errors import log_errors
+from schema.extensions import build_extensions
+from schema.root.events import EventsMutation, EventsQuery
+from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
+from schema.root.operations import OperationsQuery
+from schema.root.orders import OrdersMutation, OrdersQuery
+from schema.root.ticketing import TicketingMutation, TicketingQuery, TicketingSubscription
+from schema.root.users import UsersMutation, UsersQuery, UsersSubscription
 from schema.text import StorableTextExecutor
 
+# Root classes are imported by name, not their modules: `from schema.root import feed`
+# would bind `schema.feed` to the root module, shadowing the `schema.feed` types module.
 QUERIES: tuple[type, ...] = (
-    users.UsersQuery,
-    feed.FeedQuery,
-    ticketing.TicketingQuery,
-    orders.OrdersQuery,
+    UsersQuery,
+    FeedQuery,
+    EventsQuery,
+    TicketingQuery,
+    OrdersQuery,
+    OperationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
-    users.UsersMutation,
-    feed.FeedMutation,
-    ticketing.TicketingMutation,
-    orders.OrdersMutation,
+    UsersMutation,
+    FeedMutation,
+    EventsMutation,
+    TicketingMutation,
+    OrdersMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
-    users.UsersSubscription,
-    feed.FeedSubscription,
-    ticketing.TicketingSubscription,
+    UsersSubscription,
+    FeedSubscription,
+    TicketingSubscription,
 )
 
 Query = merge_types("Query", QUERIES)
@@ -64,4 +78,5 @@ def build_schema(
             max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
         ),
         execution_context_class=StorableTextExecutor,
+        exception_handlers=exception_handlers(),
     )

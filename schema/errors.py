@@ -1,19 +1,19 @@
-"""Typed errors shared by every feature, the error policy and the execution guards.
+"""Typed errors shared by every feature, and the error policy of every transport.
 
 Expected failures are values: each feature's error type implements `UserError`, with a
-machine-readable `code` enum of its own and the input `field` it concerns. A domain
-error from `db/` becomes one in the feature's ``from_domain``, through `domain_code`
-(its code, which must exist in the schema's enum) and `graphql_field` (its field, named
-as the client sent it).
+machine-readable `code` enum of its own and the input `field` it concerns. What a
+resolver raises becomes one in `schema.error_map` (the one place that maps them),
+through `domain_code` (its code, which must exist in the schema's enum) and
+`graphql_field` (its field, named as the client sent it).
 
 Every other error is sorted by one rule, `is_unexpected`:
 
 - **Client errors** are shown as they are, always with a code, and logged as one INFO
-  line: a `ClientError` a resolver raised (it carries its code), or an error about the
-  request itself, found before any field ran: a syntax error (``GRAPHQL_PARSE_FAILED``),
-  a validation error (``GRAPHQL_VALIDATION_FAILED``), a variable value graphql-core or a
-  scalar refused (``BAD_USER_INPUT``: an Int out of range, a missing variable, NaN, a
-  date out of range, text PostgreSQL cannot store).
+  line: a `resolvers.errors.ClientError` a resolver raised (it carries its code), or an
+  error about the request itself, found before any field ran: a syntax error
+  (``GRAPHQL_PARSE_FAILED``), a validation error (``GRAPHQL_VALIDATION_FAILED``), a
+  variable value graphql-core or a scalar refused (``BAD_USER_INPUT``: an Int out of
+  range, a missing variable, NaN, a date out of range, text PostgreSQL cannot store).
 - **Unexpected errors** (a resolver or the machinery raised) are logged once at ERROR
   with their stack trace and request id; the client sees only "Unexpected error", code
   ``INTERNAL_SERVER_ERROR`` and that request id.
@@ -30,25 +30,18 @@ import logging
 import re
 from collections.abc import Iterable
 from enum import Enum
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from db.errors import DomainError
-from schema.text import StorableTextRule
+from resolvers.errors import ClientError
 
 log = logging.getLogger("liventix.graphql")
 CodeT = TypeVar("CodeT", bound=Enum)
+Failure = DomainError | ClientError
+"""What a resolver raises for a request it cannot serve (see `resolvers.errors`)."""
 _SNAKE_PART = re.compile(r"_([a-z0-9])")
 
 
@@ -69,8 +62,8 @@ def graphql_field(field: str | None) -> str | None:
     return _SNAKE_PART.sub(lambda part: part.group(1).upper(), field)
 
 
-def domain_code(codes: type[CodeT], error: DomainError) -> CodeT:
-    """The member of the schema's code enum `codes` for a domain error's code.
+def domain_code(codes: type[CodeT], error: Failure) -> CodeT:
+    """The member of the schema's code enum `codes` for a domain or client error's code.
 
     A code the enum lacks is a bug (tests/test_error_codes.py checks every domain code
     has one): raised as a `LookupError`, so it is masked and logged as unexpected
@@ -84,21 +77,15 @@ def domain_code(codes: type[CodeT], error: DomainError) -> CodeT:
         ) from None
 
 
-class ClientError(GraphQLError):
-    """An error the client caused (bad auth, bad input shape): shown, not masked."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message, extensions={"code": code})
-
-
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an error the client must not see: something raised that no one meant
     for the client. Errors without an underlying exception are graphql-core's own
-    (syntax, validation); a `ClientError` is deliberate; and an error located in the
-    document but at no response path is about the request itself: graphql-core wraps
-    what a scalar raised when it refused a variable's value."""
+    (syntax, validation); a `ClientError` is deliberate (graphql-core copies its message
+    and code into the error it wraps it in); and an error located in the document but at
+    no response path is about the request itself: graphql-core wraps what a scalar
+    raised when it refused a variable's value."""
     original = error.original_error
-    if original is None or isinstance(error, ClientError) or isinstance(original, ClientError):
+    if original is None or isinstance(original, ClientError):
         return False
     return not (error.path is None and error.nodes)
 
@@ -166,21 +153,3 @@ def log_errors(
         )
     if codes:
         log.info("client error in %s (request %s): %s", operation, request_id, ", ".join(codes))
-
-
-def build_extensions(*, max_depth: int, max_aliases: int, max_tokens: int) -> list[Any]:
-    """Extension factories (a fresh instance per operation; the caches are shared)."""
-    # The limiters' rule classes are made once, here: the validation cache keys on the
-    # rule classes, and a limiter built per operation makes new classes every time, so
-    # every request would miss the cache and be validated again.
-    rules = [
-        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
-        StorableTextRule,
-    ]
-    return [
-        partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(AddValidationRules, rules),
-        partial(ParserCache, maxsize=1024),
-        partial(ValidationCache, maxsize=1024),
-    ]

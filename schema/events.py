@@ -1,9 +1,9 @@
-"""Events as the API shows them: the `Event` type, its status, inputs and pages.
+"""Events as the API shows them: the `Event` type, its status, inputs, pages and payloads.
 
-Other features reference `Event` lazily
-(``Annotated["Event", strawberry.lazy("schema.events")]``) and build it with
-`Event.from_record`; its organizer and tiers load through the request's DataLoaders, so
-a page of N events costs one query for organizers and one for tiers.
+Other features build `Event` with `Event.from_record`; its organizer and tiers load
+through the request's DataLoaders (`resolvers.users.user`, `resolvers.ticketing.
+listed_tiers`), so a page of N events costs one query for organizers and one for tiers.
+Event mutations fail with the ticketing feature's `TicketingError`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.relay import PageInfo
 
 import db.events
-import db.tiers
-from liventix.context import Info
+import db.pages
+import resolvers.ticketing
+import resolvers.users
+from resolvers.context import Info
+from resolvers.events import EventDraft, EventSlice
+from schema.inputs import set_fields
+from schema.ticketing import TicketingError, TicketTier
 from schema.users import User
-
-if TYPE_CHECKING:
-    from schema.ticketing import TicketTier
 
 
 @strawberry.enum(description="Where an event is in its life: only published events are public.")
@@ -66,26 +68,18 @@ class Event:
 
     @strawberry.field(description="The organizer who owns the event.")
     async def organizer(self, info: Info) -> User | None:
-        profile = await info.context.loaders.profile(self.organizer_id)
+        profile = await resolvers.users.user(info, self.organizer_id)
         return User.from_profile(profile) if profile else None
 
     @strawberry.field(
         description="Ticket tiers in display order with live counters. Hidden tiers are "
         "listed only for the event's organizer and admins."
     )
-    async def tiers(
-        self, info: Info
-    ) -> list[Annotated[TicketTier, strawberry.lazy("schema.ticketing")]]:
-        from schema.ticketing import TicketTier
-
-        records: list[db.tiers.TierRecord] = await info.context.loaders.get(
-            db.tiers.tiers_for_events
-        ).load(uuid.UUID(self.id))
-        viewer = info.context.viewer
-        manages = db.events.manages_event(self.organizer_id, viewer.user_id, viewer.is_admin)
-        return [
-            TicketTier.from_record(r) for r in records if db.tiers.tier_listed(r, manages=manages)
-        ]
+    async def tiers(self, info: Info) -> list[TicketTier]:
+        records = await resolvers.ticketing.listed_tiers(
+            info, uuid.UUID(self.id), self.organizer_id
+        )
+        return [TicketTier.from_record(r) for r in records]
 
 
 @strawberry.type
@@ -99,6 +93,22 @@ class EventConnection:
     edges: list[EventEdge]
     page_info: PageInfo
 
+    @classmethod
+    def from_slice(cls, events: EventSlice) -> EventConnection:
+        edges = [
+            EventEdge(cursor=db.pages.encode_cursor(r.start_at, r.id), node=Event.from_record(r))
+            for r in events.page.events
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=events.page.has_next_page,
+                has_previous_page=events.has_previous,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
 
 @strawberry.input(description="A new event; it starts as a draft.")
 class CreateEventInput:
@@ -109,6 +119,16 @@ class CreateEventInput:
     end_at: datetime | None = None
     time_zone: str = "UTC"
 
+    def to_draft(self) -> EventDraft:
+        return EventDraft(
+            title=self.title,
+            start_at=self.start_at,
+            description=self.description,
+            venue=self.venue,
+            end_at=self.end_at,
+            time_zone=self.time_zone,
+        )
+
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
 class UpdateEventInput:
@@ -118,3 +138,19 @@ class UpdateEventInput:
     start_at: datetime | None = strawberry.UNSET
     end_at: datetime | None = strawberry.UNSET
     time_zone: str | None = strawberry.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client set (null included), by name."""
+        return set_fields(self)
+
+
+@strawberry.type
+class EventPayload:
+    event: Event
+
+    @classmethod
+    def from_record(cls, record: db.events.EventRecord) -> EventPayload:
+        return cls(event=Event.from_record(record))
+
+
+EventResult = Annotated[EventPayload | TicketingError, strawberry.union("EventResult")]

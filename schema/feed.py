@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from strawberry.relay import PageInfo
 
 import db.feed
 import db.pages
-from db.errors import DomainError
-from schema.errors import UserError, domain_code, graphql_field
+from resolvers.feed import FeedSlice
+from resolvers.feed_live import FeedChange, FeedGap, PostAdded, PostRemoved
+from schema.errors import UserError
+from schema.events import Event
 from schema.users import User
-
-if TYPE_CHECKING:
-    from schema.events import Event
 
 
 @strawberry.enum(description="What a media item is.")
@@ -99,9 +98,7 @@ class Post:
         return User.from_profile(self.row.author)
 
     @strawberry.field
-    def event(self) -> Annotated[Event, strawberry.lazy("schema.events")]:
-        from schema.events import Event
-
+    def event(self) -> Event:
         return Event.from_record(self.row.event)
 
 
@@ -121,13 +118,13 @@ class PostConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, page: db.feed.FeedPage, *, has_previous: bool) -> PostConnection:
-        edges = [PostEdge.from_row(row) for row in page.rows]
+    def from_slice(cls, feed: FeedSlice) -> PostConnection:
+        edges = [PostEdge.from_row(row) for row in feed.page.rows]
         return cls(
             edges=edges,
             page_info=PageInfo(
-                has_next_page=page.has_next,
-                has_previous_page=has_previous,
+                has_next_page=feed.page.has_next,
+                has_previous_page=feed.has_previous,
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
@@ -154,25 +151,25 @@ class FeedErrorCode(Enum):
 class FeedError(UserError):
     code: FeedErrorCode
 
-    @classmethod
-    def from_domain(cls, error: DomainError) -> FeedError:
-        return cls(
-            code=domain_code(FeedErrorCode, error),
-            message=error.message,
-            field=graphql_field(error.field),
-        )
-
 
 @strawberry.type(description="The created post, in the same shape a feed returns it.")
 class CreatePostPayload:
     post: Post
     edge: PostEdge = strawberry.field(description="The post as a feed edge, to prepend.")
 
+    @classmethod
+    def from_row(cls, row: db.feed.FeedRow) -> CreatePostPayload:
+        return cls(post=Post.from_row(row), edge=PostEdge.from_row(row))
+
 
 @strawberry.type
 class DeletePostPayload:
     post_id: strawberry.ID
     event_id: strawberry.ID
+
+    @classmethod
+    def from_record(cls, post: db.feed.PostRecord) -> DeletePostPayload:
+        return cls(post_id=strawberry.ID(str(post.id)), event_id=strawberry.ID(str(post.event_id)))
 
 
 CreatePostResult = Annotated[CreatePostPayload | FeedError, strawberry.union("CreatePostResult")]
@@ -202,3 +199,20 @@ class FeedResync:
 
 
 FeedUpdate = Annotated[PostCreated | PostDeleted | FeedResync, strawberry.union("FeedUpdate")]
+
+
+def feed_update(change: FeedChange) -> PostCreated | PostDeleted | FeedResync:
+    """The live feed's message for a change the resolver streamed."""
+    if isinstance(change, PostAdded):
+        return PostCreated(post=Post.from_row(change.row), cursor=change.cursor)
+    if isinstance(change, PostRemoved):
+        return PostDeleted(
+            post_id=strawberry.ID(str(change.post_id)),
+            event_id=strawberry.ID(str(change.event_id)),
+        )
+    assert isinstance(change, FeedGap)
+    return FeedResync(
+        event_id=strawberry.ID(str(change.event_id)),
+        reason=change.reason,
+        last_cursor=change.last_cursor,
+    )

@@ -1,32 +1,33 @@
 """Orders, tickets, refunds, check-in and operations health as the API shows them.
 
 Every mutation returns a union of its payload and `OrderError`; clients switch on
-`OrderError.code`. A ticket's `qrPayload` (the random token the door scans) is shown to
-its owner only; an order's contact details to its buyer, the event's organizer and
-admins, until the order is anonymized.
+`OrderError.code` (`schema.error_map` makes them). A ticket's `qrPayload` (the random
+token the door scans) is shown to its owner only; an order's contact details to its
+buyer, the event's organizer and admins, until the order is anonymized. Operations
+views are in `schema.operations`.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.relay import PageInfo
-from strawberry.scalars import JSON
 
-import db.events
+import db.checkin
+import db.checkout
 import db.order_queries
 import db.order_records
 import db.pages
-from db.errors import DomainError
-from liventix.context import Info
-from schema.errors import UserError, domain_code, graphql_field
-
-if TYPE_CHECKING:
-    from schema.events import Event
+import db.refunds
+import resolvers.events
+import resolvers.orders
+from liventix.payments.flows import CheckoutResult as CheckoutRecord
+from resolvers.context import Info
+from schema.errors import UserError
+from schema.events import Event
 
 
 @strawberry.enum(description="Where an order is; statuses only move forward.")
@@ -77,24 +78,15 @@ class OrderError(UserError):
         default=None, description="With ALREADY_CHECKED_IN: when the ticket was admitted."
     )
 
-    @classmethod
-    def from_domain(cls, error: DomainError) -> OrderError:
-        return cls(
-            code=domain_code(OrderErrorCode, error),
-            message=error.message,
-            field=graphql_field(error.field),
-        )
-
-    @classmethod
-    def of(cls, code: OrderErrorCode, message: str, field: str | None = None) -> OrderError:
-        return cls(code=code, message=message, field=field)
-
 
 @strawberry.input(description="Who to contact about the order (receipt, changes).")
 class ContactInput:
     email: str
     name: str
     phone: str | None = None
+
+    def to_contact(self) -> db.checkout.Contact:
+        return db.checkout.Contact(email=self.email, name=self.name, phone=self.phone)
 
 
 @strawberry.type(description="The buyer's contact details for an order.")
@@ -110,15 +102,6 @@ class OrderItem:
     tier_name: str
     quantity: int
     unit_price_cents: int
-
-
-async def _event(info: Info, event_id: uuid.UUID) -> Event | None:
-    from schema.events import Event
-
-    record: db.events.EventRecord | None = await info.context.loaders.get(
-        db.events.get_events
-    ).load(event_id)
-    return Event.from_record(record) if record else None
 
 
 @strawberry.type(description="A ticket: one admission to an event.")
@@ -150,13 +133,12 @@ class Ticket:
         "Shown to the ticket's owner only."
     )
     def qr_payload(self, info: Info) -> str | None:
-        if info.context.viewer.user_id != self.record.owner_user_id:
-            return None
-        return self.record.token
+        return resolvers.orders.qr_payload(info, self.record)
 
     @strawberry.field
-    async def event(self, info: Info) -> Annotated[Event, strawberry.lazy("schema.events")] | None:
-        return await _event(info, self.record.event_id)
+    async def event(self, info: Info) -> Event | None:
+        record = await resolvers.events.event_of(info, self.record.event_id)
+        return Event.from_record(record) if record else None
 
 
 @strawberry.type(description="An order: the tickets of one event bought in one payment.")
@@ -192,8 +174,9 @@ class Order:
         return strawberry.ID(str(self.record.event_id))
 
     @strawberry.field
-    async def event(self, info: Info) -> Annotated[Event, strawberry.lazy("schema.events")] | None:
-        return await _event(info, self.record.event_id)
+    async def event(self, info: Info) -> Event | None:
+        record = await resolvers.events.event_of(info, self.record.event_id)
+        return Event.from_record(record) if record else None
 
     @strawberry.field(description="Null once anonymized (long after the event).")
     def contact(self) -> Contact | None:
@@ -207,9 +190,7 @@ class Order:
 
     @strawberry.field
     async def items(self, info: Info) -> list[OrderItem]:
-        records: list[db.order_records.OrderItemRecord] = await info.context.loaders.get(
-            db.order_queries.get_order_items
-        ).load(self.record.id)
+        records = await resolvers.orders.order_items(info, self.record.id)
         return [
             OrderItem(
                 tier_id=strawberry.ID(str(r.tier_id)),
@@ -222,9 +203,7 @@ class Order:
 
     @strawberry.field
     async def tickets(self, info: Info) -> list[Ticket]:
-        records: list[db.order_records.TicketRecord] = await info.context.loaders.get(
-            db.order_queries.get_order_tickets
-        ).load(self.record.id)
+        records = await resolvers.orders.order_tickets(info, self.record.id)
         return [Ticket.from_record(r) for r in records]
 
 
@@ -292,11 +271,27 @@ class CheckoutPayload:
     )
     payment_intent_id: str | None
 
+    @classmethod
+    def from_result(cls, result: CheckoutRecord) -> CheckoutPayload:
+        order = result.checkout.order
+        return cls(
+            order=Order.from_record(order),
+            client_secret=result.client_secret,
+            payment_intent_id=order.stripe_payment_intent_id,
+        )
+
 
 @strawberry.type(description="The order after a refund; `refundedTickets` empty on a repeat.")
 class RefundPayload:
     order: Order
     refunded_tickets: list[strawberry.ID]
+
+    @classmethod
+    def from_outcome(cls, outcome: db.refunds.RefundOutcome) -> RefundPayload:
+        return cls(
+            order=Order.from_record(outcome.order),
+            refunded_tickets=[strawberry.ID(str(t)) for t in outcome.refunded_ticket_ids],
+        )
 
 
 @strawberry.type(description="The holder was admitted now.")
@@ -304,67 +299,12 @@ class CheckInPayload:
     ticket: Ticket
     scan_count: int
 
+    @classmethod
+    def from_scan(cls, scan: db.checkin.CheckIn) -> CheckInPayload:
+        return cls(ticket=Ticket.from_record(scan.ticket), scan_count=scan.scan_count)
+
 
 CheckoutResult = Annotated[CheckoutPayload | OrderError, strawberry.union("CheckoutResult")]
 RefundResult = Annotated[RefundPayload | OrderError, strawberry.union("RefundResult")]
 CheckInResult = Annotated[CheckInPayload | OrderError, strawberry.union("CheckInResult")]
 OrdersResult = Annotated[OrderConnection | OrderError, strawberry.union("EventOrdersResult")]
-
-
-@strawberry.type(description="Operations view of one event's sales (admins).")
-class EventHealth:
-    event_id: strawberry.ID
-    title: str
-    start_at: datetime
-    capacity: int
-    sold: int
-    reserved: int
-    available: int
-    ghost_reservations: int
-    paid_orders_without_tickets: int
-    health_score: int
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> EventHealth:
-        fields = {k: row[k] for k in cls.__annotations__ if k != "event_id"}
-        return cls(event_id=strawberry.ID(str(row["event_id"])), **fields)
-
-
-@strawberry.type(description="Whether an upcoming event is ready to sell and admit (admins).")
-class EventReadiness:
-    event_id: strawberry.ID
-    title: str
-    start_at: datetime
-    no_negative_availability: bool
-    no_ghost_reservations: bool
-    no_paid_orders_without_tickets: bool
-    has_tiers: bool
-    overall_status: str
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> EventReadiness:
-        fields = {k: row[k] for k in cls.__annotations__ if k != "event_id"}
-        return cls(event_id=strawberry.ID(str(row["event_id"])), **fields)
-
-
-@strawberry.type(description="One run of the reconciliation job and what it repaired.")
-class ReconciliationReport:
-    id: strawberry.ID
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    items: int
-    error: str | None
-    report: JSON
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ReconciliationReport:
-        return cls(
-            id=strawberry.ID(str(row["id"])),
-            status=row["status"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            items=row["items"],
-            error=row["error"],
-            report=row["report"],
-        )

@@ -1,22 +1,24 @@
 """Ticket tiers, holds and availability as the API shows them, with typed errors.
 
 Every ticketing and event mutation returns a union of its success payload and
-`TicketingError`; clients switch on `TicketingError.code`, never on the message.
+`TicketingError`; clients switch on `TicketingError.code`, never on the message
+(`schema.error_map` makes them).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 import db.holds
 import db.tiers
-from db.errors import DomainError
-from schema.errors import UserError, domain_code, graphql_field
-from schema.events import Event
+from resolvers.availability import Availability, TierCounts
+from resolvers.ticketing import TierDraft
+from schema.errors import UserError
+from schema.inputs import set_fields
 
 
 @strawberry.enum(description="Why a ticketing or event operation did not happen.")
@@ -49,20 +51,6 @@ class TicketingError(UserError):
         default=None,
         description="With CAPACITY_BELOW_SOLD: the smallest quantity allowed now.",
     )
-
-    @classmethod
-    def from_domain(cls, error: DomainError) -> TicketingError:
-        return cls(
-            code=domain_code(TicketingErrorCode, error),
-            message=error.message,
-            field=graphql_field(error.field),
-            available=error.details.get("available"),
-            minimum=error.details.get("minimum"),
-        )
-
-    @classmethod
-    def of(cls, code: TicketingErrorCode, message: str, field: str | None = None) -> TicketingError:
-        return cls(code=code, message=message, field=field)
 
 
 @strawberry.enum(description="ACTIVE tiers sell; HIDDEN sell but are not listed; CLOSED don't.")
@@ -152,11 +140,6 @@ class HoldPayload:
 
 
 @strawberry.type
-class EventPayload:
-    event: Event
-
-
-@strawberry.type
 class TierPayload:
     tier: TicketTier
 
@@ -165,7 +148,6 @@ ReserveTicketsResult = Annotated[
     HoldPayload | TicketingError, strawberry.union("ReserveTicketsResult")
 ]
 ReleaseHoldResult = Annotated[HoldPayload | TicketingError, strawberry.union("ReleaseHoldResult")]
-EventResult = Annotated[EventPayload | TicketingError, strawberry.union("EventResult")]
 TierResult = Annotated[TierPayload | TicketingError, strawberry.union("TierResult")]
 
 
@@ -181,6 +163,20 @@ class CreateTierInput:
     sales_end_at: datetime | None = None
     status: TierStatus = TierStatus.ACTIVE
     sort_order: int = 0
+
+    def to_draft(self) -> TierDraft:
+        return TierDraft(
+            event_id=self.event_id,
+            name=self.name,
+            price_cents=self.price_cents,
+            quantity=self.quantity,
+            currency=self.currency,
+            max_per_order=self.max_per_order,
+            sales_start_at=self.sales_start_at,
+            sales_end_at=self.sales_end_at,
+            status=self.status.value,
+            sort_order=self.sort_order,
+        )
 
 
 @strawberry.input(
@@ -198,6 +194,13 @@ class UpdateTierInput:
     status: TierStatus | None = strawberry.UNSET
     sort_order: int | None = strawberry.UNSET
 
+    def changes(self) -> dict[str, Any]:
+        """The fields the client set (null included), by name; a status as its value."""
+        changes = set_fields(self)
+        if isinstance(changes.get("status"), TierStatus):
+            changes["status"] = changes["status"].value
+        return changes
+
 
 @strawberry.type(description="One tier's counters at a point in time.")
 class TierAvailability:
@@ -206,6 +209,16 @@ class TierAvailability:
     reserved: int
     issued: int
     available: int
+
+    @classmethod
+    def from_counts(cls, counts: TierCounts) -> TierAvailability:
+        return cls(
+            tier_id=strawberry.ID(str(counts.tier_id)),
+            quantity=counts.quantity,
+            reserved=counts.reserved,
+            issued=counts.issued,
+            available=counts.available,
+        )
 
 
 @strawberry.enum
@@ -226,12 +239,12 @@ class EventAvailability:
     changed_tier_id: strawberry.ID | None
     tiers: list[TierAvailability]
 
-
-def availability_of(record: db.tiers.TierRecord) -> TierAvailability:
-    return TierAvailability(
-        tier_id=strawberry.ID(str(record.id)),
-        quantity=record.quantity,
-        reserved=record.reserved_quantity,
-        issued=record.issued_quantity,
-        available=record.available,
-    )
+    @classmethod
+    def from_record(cls, record: Availability) -> EventAvailability:
+        changed = record.changed_tier_id
+        return cls(
+            event_id=strawberry.ID(str(record.event_id)),
+            reason=AvailabilityReason(record.reason),
+            changed_tier_id=strawberry.ID(str(changed)) if changed else None,
+            tiers=[TierAvailability.from_counts(t) for t in record.tiers],
+        )

@@ -8,6 +8,7 @@ from enum import Enum
 import strawberry
 
 import db.users
+from resolvers.users import ViewerRecord
 
 
 @strawberry.enum(description="What a user may do.")
@@ -40,3 +41,13 @@ class Viewer:
     display_name: str
     created_at: datetime
     token_expires_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: ViewerRecord) -> Viewer:
+        return cls(
+            id=strawberry.ID(str(record.profile.id)),
+            role=Role(record.role),
+            display_name=record.profile.display_name,
+            created_at=record.profile.created_at,
+            token_expires_at=record.token_expires_at,
+        )

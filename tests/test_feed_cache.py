@@ -14,11 +14,11 @@ from databases import Database
 from starlette.applications import Starlette
 
 import db.feed
-import resolvers.feed
+import resolvers.post_cache
 from liventix import feed_cache
 from liventix.clock import FrozenClock
-from liventix.context import Services
 from liventix.realtime import Hub
+from resolvers.context import Services
 from tests.feed_support import CREATE_POST, EVENT_FEED, Scene, count_statements, scene
 from tests.realtime_support import notify_raw
 from tests.support import GraphQLClient
@@ -201,7 +201,7 @@ async def test_the_live_post_cache_expires_on_the_injected_clock(
         {"e": scene.event_id, "a": scene.fan_id},
     )
     services: Services = app.state.services
-    cache = resolvers.feed.post_cache(services)
+    cache = services.post_cache
     loads: list[list[uuid.UUID]] = []
     load = db.feed.get_feed_rows
 
@@ -212,7 +212,7 @@ async def test_the_live_post_cache_expires_on_the_injected_clock(
     monkeypatch.setattr(db.feed, "get_feed_rows", counting)
     row = await cache.get(services, post_id)
     assert row is not None and row.post.text == "live"
-    clock.advance(resolvers.feed.POST_CACHE_TTL - 1)
+    clock.advance(resolvers.post_cache.POST_CACHE_TTL - 1)
     assert await cache.get(services, post_id) is row
     assert loads == [[post_id]], "reloaded before the TTL"
     clock.advance(2)

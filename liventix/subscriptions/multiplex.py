@@ -28,9 +28,9 @@ from strawberry import Schema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from liventix.auth import ANONYMOUS, Role, Viewer
-from liventix.context import Context, Services
 from liventix.subscriptions import metrics
 from liventix.subscriptions.sharing import Plan, plan
+from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 from schema.errors import mask_errors
 

@@ -6,34 +6,70 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from liventix.context import Info
-from resolvers import feed
-from schema.feed import CreatePostResult, DeletePostResult, FeedUpdate, Post, PostConnection
+import resolvers.feed
+import resolvers.feed_live
+from resolvers.context import Info
+from schema.feed import (
+    CreatePostPayload,
+    CreatePostResult,
+    DeletePostPayload,
+    DeletePostResult,
+    FeedUpdate,
+    MediaInput,
+    Post,
+    PostConnection,
+    feed_update,
+)
+
+PAGE = resolvers.feed.DEFAULT_PAGE_SIZE
 
 
 @strawberry.type
 class FeedQuery:
-    event_feed: PostConnection = strawberry.field(
-        resolver=feed.event_feed,
-        description="An event's posts, newest first (`first` at most 50, `after` a cursor).",
+    @strawberry.field(
+        description="An event's posts, newest first (`first` at most 50, `after` a cursor)."
     )
-    home_feed: PostConnection = strawberry.field(
-        resolver=feed.home_feed, description="Posts of all published events, newest first."
-    )
-    post: Post | None = strawberry.field(resolver=feed.post, description="One post by id.")
+    async def event_feed(
+        self, info: Info, event_id: strawberry.ID, first: int = PAGE, after: str | None = None
+    ) -> PostConnection:
+        return PostConnection.from_slice(
+            await resolvers.feed.event_feed(info, event_id, first, after)
+        )
+
+    @strawberry.field(description="Posts of all published events, newest first.")
+    async def home_feed(
+        self, info: Info, first: int = PAGE, after: str | None = None
+    ) -> PostConnection:
+        return PostConnection.from_slice(await resolvers.feed.home_feed(info, first, after))
+
+    @strawberry.field(description="One post by id.")
+    async def post(self, info: Info, id: strawberry.ID) -> Post | None:
+        row = await resolvers.feed.post(info, id)
+        return Post.from_row(row) if row else None
 
 
 @strawberry.type
 class FeedMutation:
-    create_post: CreatePostResult = strawberry.mutation(
-        resolver=feed.create_post,
+    @strawberry.mutation(
         description="Post to an event's feed: text (at most 2,000 characters) and up to "
-        "10 media items (https URLs; videos at most 30 seconds).",
+        "10 media items (https URLs; videos at most 30 seconds)."
     )
-    delete_post: DeletePostResult = strawberry.mutation(
-        resolver=feed.delete_post,
-        description="Delete a post: its author, the event's organizer or an admin.",
+    async def create_post(
+        self,
+        info: Info,
+        event_id: strawberry.ID,
+        text: str = "",
+        media: list[MediaInput] | None = None,
+    ) -> CreatePostResult:
+        items = [item.to_item() for item in media or ()]
+        row = await resolvers.feed.create_post(info, event_id, text, items)
+        return CreatePostPayload.from_row(row)
+
+    @strawberry.mutation(
+        description="Delete a post: its author, the event's organizer or an admin."
     )
+    async def delete_post(self, info: Info, post_id: strawberry.ID) -> DeletePostResult:
+        return DeletePostPayload.from_record(await resolvers.feed.delete_post(info, post_id))
 
 
 @strawberry.type
@@ -45,5 +81,5 @@ class FeedSubscription:
     async def event_feed(
         self, info: Info, event_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[FeedUpdate, None]:
-        async for update in feed.event_feed_updates(info, event_id, after):
-            yield update
+        async for change in resolvers.feed_live.event_feed_updates(info, event_id, after):
+            yield feed_update(change)

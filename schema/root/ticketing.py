@@ -1,4 +1,4 @@
-"""Root fields for events, tiers, holds and live availability."""
+"""Root fields for tiers, holds and live availability."""
 
 from __future__ import annotations
 
@@ -6,83 +6,74 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from liventix.context import Info
-from resolvers import events as event_resolvers
-from resolvers import ticketing as tier_resolvers
-from schema.events import Event, EventConnection
+import resolvers.availability
+import resolvers.ticketing
+from resolvers.context import Info
 from schema.ticketing import (
+    CreateTierInput,
     EventAvailability,
-    EventResult,
     Hold,
+    HoldPayload,
     ReleaseHoldResult,
     ReserveTicketsResult,
     TicketTier,
+    TierPayload,
     TierResult,
+    UpdateTierInput,
 )
 
 
 @strawberry.type
 class TicketingQuery:
-    event: Event | None = strawberry.field(
-        resolver=event_resolvers.event,
-        description="An event by id; null if unknown, or a draft you do not organize.",
+    @strawberry.field(
+        description="An event's tiers with live quantity, reserved, issued and available."
     )
-    events: EventConnection = strawberry.field(
-        resolver=event_resolvers.events,
-        description="Published events that are not over yet, soonest first. `first` "
-        "(1-100, default 20) and `after` (an endCursor) paginate.",
-    )
-    my_events: list[Event] = strawberry.field(
-        resolver=event_resolvers.my_events, description="Events the viewer organizes, any status."
-    )
-    event_tiers: list[TicketTier] = strawberry.field(
-        resolver=tier_resolvers.event_tiers,
-        description="An event's tiers with live quantity, reserved, issued and available.",
-    )
-    my_holds: list[Hold] = strawberry.field(
-        resolver=tier_resolvers.my_holds,
-        description="The viewer's active holds that have not expired yet.",
-    )
+    async def event_tiers(self, info: Info, event_id: strawberry.ID) -> list[TicketTier]:
+        records = await resolvers.ticketing.event_tiers(info, event_id)
+        return [TicketTier.from_record(r) for r in records]
+
+    @strawberry.field(description="The viewer's active holds that have not expired yet.")
+    async def my_holds(self, info: Info) -> list[Hold]:
+        return [Hold.from_record(r) for r in await resolvers.ticketing.my_holds(info)]
 
 
 @strawberry.type
 class TicketingMutation:
-    create_event: EventResult = strawberry.mutation(
-        resolver=event_resolvers.create_event,
-        description="Create a draft event (organizers, admins).",
-    )
-    update_event: EventResult = strawberry.mutation(
-        resolver=event_resolvers.update_event, description="Edit your event; omitted fields stay."
-    )
-    publish_event: EventResult = strawberry.mutation(
-        resolver=event_resolvers.publish_event,
-        description="Put your event on sale (status PUBLISHED).",
-    )
-    set_event_status: EventResult = strawberry.mutation(
-        resolver=event_resolvers.set_event_status,
-        description="Publish, unpublish (DRAFT) or cancel your event; CANCELED is final.",
-    )
-    create_tier: TierResult = strawberry.mutation(
-        resolver=tier_resolvers.create_tier, description="Add a ticket tier to your event."
-    )
-    update_tier: TierResult = strawberry.mutation(
-        resolver=tier_resolvers.update_tier,
+    @strawberry.mutation(description="Add a ticket tier to your event.")
+    async def create_tier(self, info: Info, input: CreateTierInput) -> TierResult:
+        record = await resolvers.ticketing.create_tier(info, input.to_draft())
+        return TierPayload(tier=TicketTier.from_record(record))
+
+    @strawberry.mutation(
         description="Edit a tier. Capacity may not go below reserved + issued "
-        "(CAPACITY_BELOW_SOLD, with `minimum`).",
+        "(CAPACITY_BELOW_SOLD, with `minimum`)."
     )
-    reserve_tickets: ReserveTicketsResult = strawberry.mutation(
-        resolver=tier_resolvers.reserve_tickets,
+    async def update_tier(
+        self, info: Info, id: strawberry.ID, input: UpdateTierInput
+    ) -> TierResult:
+        record = await resolvers.ticketing.update_tier(info, id, input.changes())
+        return TierPayload(tier=TicketTier.from_record(record))
+
+    @strawberry.mutation(
         description="Hold `quantity` tickets of a tier for the viewer while they pay; the "
         "hold expires after the configured time (15 minutes by default). A viewer has at "
         "most one active hold per tier: asking again ADJUSTS that hold (the new quantity "
         "replaces the old one, and the expiry is refreshed) unless it is already attached "
-        "to an order, which yields HOLD_IN_CHECKOUT. SOLD_OUT carries `available`.",
+        "to an order, which yields HOLD_IN_CHECKOUT. SOLD_OUT carries `available`."
     )
-    release_hold: ReleaseHoldResult = strawberry.mutation(
-        resolver=tier_resolvers.release_hold,
+    async def reserve_tickets(
+        self, info: Info, tier_id: strawberry.ID, quantity: int
+    ) -> ReserveTicketsResult:
+        hold = await resolvers.ticketing.reserve_tickets(info, tier_id, quantity)
+        return HoldPayload(hold=Hold.from_record(hold))
+
+    @strawberry.mutation(
         description="Give a hold's tickets back now. Releasing an already released or "
-        "expired hold returns it unchanged.",
+        "expired hold returns it unchanged."
     )
+    async def release_hold(self, info: Info, hold_id: strawberry.ID) -> ReleaseHoldResult:
+        hold = await resolvers.ticketing.release_hold(info, hold_id)
+        return HoldPayload(hold=Hold.from_record(hold))
 
 
 @strawberry.type
@@ -94,5 +85,5 @@ class TicketingSubscription:
     async def tier_availability(
         self, info: Info, event_id: strawberry.ID
     ) -> AsyncGenerator[EventAvailability, None]:
-        async for state in tier_resolvers.tier_availability(info, event_id):
-            yield state
+        async for state in resolvers.availability.tier_availability(info, event_id):
+            yield EventAvailability.from_record(state)

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 
 import strawberry
 
-from liventix.context import Info
-from resolvers import users
+import resolvers.users
+from resolvers.context import Info
 from schema.users import Viewer
+
+
+async def _viewer(info: Info) -> Viewer | None:
+    record = await resolvers.users.viewer(info)
+    return Viewer.from_record(record) if record else None
 
 
 @strawberry.type
 class UsersQuery:
-    viewer: Viewer | None = strawberry.field(
-        resolver=users.viewer, description="The signed-in user; null when anonymous."
-    )
-    me: Viewer | None = strawberry.field(resolver=users.viewer, description="Alias of `viewer`.")
+    @strawberry.field(description="The signed-in user; null when anonymous.")
+    async def viewer(self, info: Info) -> Viewer | None:
+        return await _viewer(info)
+
+    @strawberry.field(description="Alias of `viewer`.")
+    async def me(self, info: Info) -> Viewer | None:
+        return await _viewer(info)
 
 
 @strawberry.type
 class UsersMutation:
-    update_display_name: Viewer = strawberry.mutation(resolver=users.update_display_name)
+    @strawberry.mutation
+    async def update_display_name(self, info: Info, display_name: str) -> Viewer:
+        return Viewer.from_record(await resolvers.users.update_display_name(info, display_name))
 
 
 @strawberry.type
@@ -35,7 +44,5 @@ class UsersSubscription:
     async def clock(
         self, info: Info, interval_seconds: int = 1, count: int = 10
     ) -> AsyncGenerator[datetime, None]:
-        interval = min(max(interval_seconds, 1), 60)
-        for _ in range(min(max(count, 1), 1000)):
-            yield datetime.now(UTC)
-            await asyncio.sleep(interval)
+        async for now in resolvers.users.clock(interval_seconds, count):
+            yield now

@@ -1,22 +1,26 @@
-"""The typed per-request (per-operation, for subscriptions) GraphQL context."""
+"""The typed per-request (per-operation, for subscriptions) GraphQL context.
+
+`Services` are the long-lived resources the app's lifespan opens; `Context` is built
+for each request by the transports (`liventix.graphql_view`, `liventix.subscriptions`)
+and read by resolvers and the schema's fields through `Info`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from databases import Database
 from strawberry.types import Info as _Info
 
 from liventix.auth import Viewer
 from liventix.clock import Clock
+from liventix.first_sight import FirstSight
+from liventix.payments.gateways import PaymentGateway
+from liventix.realtime import Hub
 from liventix.settings import Settings
-
-if TYPE_CHECKING:
-    from liventix.first_sight import FirstSight
-    from liventix.payments.gateways import PaymentGateway
-    from liventix.realtime import Hub
-    from resolvers.loaders import Loaders
+from resolvers.loaders import Loaders
+from resolvers.post_cache import PostCache
 
 
 @dataclass(slots=True)
@@ -29,7 +33,11 @@ class Services:
     hub: Hub
     first_sight: FirstSight
     payments: PaymentGateway
-    extras: dict[str, Any] = field(default_factory=dict)
+    post_cache: PostCache = field(init=False)
+    """Posts announced on live feeds, loaded once for all of this app's subscribers."""
+
+    def __post_init__(self) -> None:
+        self.post_cache = PostCache(self.clock)
 
 
 @dataclass(slots=True)
