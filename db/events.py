@@ -71,6 +71,9 @@ _FIELDS = (
 )
 COLUMNS = ", ".join(_FIELDS)
 EDITABLE = ("title", "description", "venue", "start_at", "end_at", "time_zone")
+# The editable columns that may be cleared (set to NULL); an explicit null for any other
+# is refused, never written (the column is NOT NULL).
+CLEARABLE = ("end_at",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +245,8 @@ async def update_event(
             raise EventError("A canceled event cannot be edited", code=EventCode.EVENT_CANCELED)
         if changes.get("title") is not None:
             changes = {**changes, "title": changes["title"].strip()}
-        for name in ("title", "start_at", "time_zone"):
-            if name in changes and changes[name] is None:
+        for name in EDITABLE:
+            if name in changes and changes[name] is None and name not in CLEARABLE:
                 raise EventError(
                     f"{name} cannot be empty", code=EventCode.INVALID_INPUT, field=name
                 )

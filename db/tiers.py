@@ -65,6 +65,9 @@ TIER_EDITABLE = (
     "status",
     "sort_order",
 )
+# The editable columns that may be cleared (set to NULL); an explicit null for any other
+# is refused, never written (the column is NOT NULL).
+TIER_CLEARABLE = ("sales_start_at", "sales_end_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +248,8 @@ async def update_tier(
     unknown = set(changes) - set(TIER_EDITABLE)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
-    for key in ("name", "price_cents", "currency", "quantity", "max_per_order", "status"):
-        if key in changes and changes[key] is None:
+    for key in TIER_EDITABLE:
+        if key in changes and changes[key] is None and key not in TIER_CLEARABLE:
             raise TicketingError(
                 f"{key} cannot be empty", code=TicketingCode.INVALID_INPUT, field=key
             )
