@@ -63,20 +63,27 @@ def create_database(
     min_size: int = 2,
     max_size: int = 10,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
+    statement_timeout_ms: int = 0,
 ) -> PooledDatabase:
     """A pool whose asyncpg connections decode json/jsonb natively.
 
     `acquire_timeout` (seconds) bounds every wait for a free connection; past it
-    `connection()` raises `PoolTimeout`.
+    `connection()` raises `PoolTimeout`. `statement_timeout_ms` (0: none) is each
+    connection's PostgreSQL `statement_timeout`: a statement running longer (lock
+    waits included) is cancelled with `asyncpg.QueryCanceledError`, its transaction
+    rolled back. It is a connection setting, so the pool's reset keeps it.
     """
     if acquire_timeout <= 0:
         raise ValueError("acquire_timeout must be positive")
+    if statement_timeout_ms < 0:
+        raise ValueError("statement_timeout_ms must not be negative")
     return PooledDatabase(
         url,
         acquire_timeout=acquire_timeout,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        server_settings={"statement_timeout": str(statement_timeout_ms)},
     )
 
 

@@ -26,7 +26,7 @@ _COLUMNS = "id, role, display_name, created_at"
 
 async def ensure_profile(database: Database, user_id: uuid.UUID, role: str) -> Profile:
     """Create the profile on first sight; keep its role in step with the token's."""
-    stored_role = role if role in ("user", "organizer", "admin") else "user"
+    stored_role = role if role in ("user", "organizer", "admin", "partner") else "user"
     async with transaction(database) as conn:
         row = await conn.fetchrow(
             f"""INSERT INTO users.profiles (id, role) VALUES ($1, $2)

@@ -31,6 +31,7 @@ from liventix.graphql_view import GraphQLView
 from liventix.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
+    PathCORSMiddleware,
     RateLimitMiddleware,
     RefuseBadTokenMiddleware,
     RequestIdMiddleware,
@@ -61,6 +62,7 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             acquire_timeout=settings.db_acquire_timeout,
+            statement_timeout_ms=settings.statement_timeout_ms,
         )
         await database.connect()
         stack.push_async_callback(database.disconnect)
@@ -92,6 +94,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
+        max_cost=settings.max_query_cost,
+        production=settings.is_production,
+        introspection_roles=settings.introspection_role_set,
+        timeout_seconds=settings.request_timeout_seconds,
     )
     websockets: GraphQLTransportWS | None = None
     http_view: Any = None  # the view behind the feed response cache
@@ -151,7 +157,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        # Every method reaches the view, which answers 405 with `Allow` and a JSON body.
+        Route("/graphql", graphql_endpoint),
         WebSocketRoute("/graphql", WebSocketEndpoint()),
         Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles(settings.graphiql_assets_dir)),
     ]
@@ -160,6 +167,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # Authenticate, count, then refuse bad tokens: see `liventix.middleware` for why.
     middleware = [
         Middleware(RequestIdMiddleware),
+        # Browser pages on CORS_ORIGINS may call /graphql: a bearer token, no cookies.
+        Middleware(
+            PathCORSMiddleware,
+            paths=("/graphql",),
+            allow_origins=settings.cors_origin_list,
+            allow_methods=("GET", "POST"),
+            allow_headers=("Authorization", "Content-Type", "X-Request-Id"),
+            expose_headers=("X-Request-Id", "Retry-After"),
+        ),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(AuthenticationMiddleware, settings=settings, public_paths=public_paths),
     ]

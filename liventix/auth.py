@@ -25,6 +25,7 @@ class Role(enum.StrEnum):
     USER = "user"
     ORGANIZER = "organizer"
     ADMIN = "admin"
+    PARTNER = "partner"  # integrates through the playground; otherwise a user
 
 
 _SUPABASE_ROLES = {

@@ -1,4 +1,4 @@
-"""The `liventix` command: serve, migrate, seed-demo, token, webhook and reconcile."""
+"""The `liventix` command: serve, migrate, seed-demo, token, webhook, reconcile and schema."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from liventix.database_url import resolve_database_url
 from liventix.payments.gateways import gateway_for
 from liventix.settings import Settings, SettingsError, load_settings
 from liventix.signed_events import EVENT_TYPES, trigger
+from schema import build_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "reconcile", help="repair paid orders without tickets and drifted counters; report"
     )
     reconcile.set_defaults(handler=_reconcile)
+
+    sdl = commands.add_parser("schema", help="print the GraphQL schema as SDL (no database needed)")
+    sdl.set_defaults(handler=_schema)
     return parser
 
 
@@ -212,6 +216,16 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
                 await database.disconnect()
 
     print(orjson.dumps(asyncio.run(run()), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def schema_sdl() -> str:
+    """The schema as SDL, exactly as `liventix schema > schema.graphql` writes it."""
+    return build_schema().as_str() + "\n"
+
+
+def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_sdl())
     return 0
 
 

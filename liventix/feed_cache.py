@@ -38,6 +38,9 @@ DEFAULT_TTL = 1.0  # seconds; bounds what no feed announcement covers
 MAX_BODY_BYTES = 16 * 1024
 
 Scope = dict[str, Any]
+# (query, operation name, variables, Accept): the Accept header picks the response's
+# media type (`liventix.graphql_view.negotiate`), so pages are stored per Accept value.
+_Key = tuple[str, str, str, str]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
@@ -61,7 +64,7 @@ class _Entry:
 @dataclass(slots=True)
 class _Watch:
     generation: int = 0
-    keys: set[tuple[str, str, str]] = field(default_factory=set)
+    keys: set[_Key] = field(default_factory=set)
     hub_watch: Watch | None = None
 
 
@@ -115,12 +118,12 @@ class FeedResponseCache:
         self._ttl = ttl
         self._maxsize = maxsize
         self._max_watched = max_watched_events
-        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._shapes: OrderedDict[str, _Shape | None] = OrderedDict()
         self._watches: OrderedDict[uuid.UUID, _Watch] = OrderedDict()
         # Pages being computed: requests for the same page wait for that one run
         # instead of all executing at once when an entry expires (no stampede).
-        self._inflight: dict[tuple[str, str, str], asyncio.Future[_Entry | None]] = {}
+        self._inflight: dict[_Key, asyncio.Future[_Entry | None]] = {}
 
     # -- invalidation ---------------------------------------------------------------
 
@@ -173,7 +176,8 @@ class FeedResponseCache:
             body = await _read_body(receive)
             if body is None:
                 return  # the client went away before sending its request
-            request = self._cache_key(body) if len(body) <= MAX_BODY_BYTES else None
+            accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+            request = self._cache_key(body, accept) if len(body) <= MAX_BODY_BYTES else None
             if request is None:
                 await app(scope, _replay(body), send)
                 return
@@ -194,7 +198,7 @@ class FeedResponseCache:
 
         return cached
 
-    def _cache_key(self, body: bytes) -> tuple[tuple[str, str, str], tuple[uuid.UUID, ...]] | None:
+    def _cache_key(self, body: bytes, accept: str) -> tuple[_Key, tuple[uuid.UUID, ...]] | None:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -216,7 +220,7 @@ class FeedResponseCache:
         if not ids:
             return None
         canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
-        key = (query, str(payload.get("operationName") or ""), canonical)
+        key = (query, str(payload.get("operationName") or ""), canonical, accept)
         return key, tuple(dict.fromkeys(ids))
 
     def _shape(self, query: str) -> _Shape | None:
@@ -235,7 +239,7 @@ class FeedResponseCache:
         scope: Scope,
         body: bytes,
         send: Send,
-        key: tuple[str, str, str],
+        key: _Key,
         events: tuple[uuid.UUID, ...],
     ) -> None:
         watches = [self._watch_event(e) for e in events]
@@ -267,7 +271,7 @@ class FeedResponseCache:
             headers = [
                 (name, value)
                 for name, value in started.get("headers", [])
-                if name.lower() in (b"content-type", b"content-length")
+                if name.lower() in (b"content-type", b"content-length", b"vary")
             ]
             entry = _Entry(response, headers, self._clock.monotonic(), events)
             self._entries[key] = entry

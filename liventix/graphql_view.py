@@ -4,20 +4,41 @@ Authentication happens before this view, in `liventix.middleware`: a bad token i
 with a GraphQL-shaped body there, and the verified viewer arrives in scope state.
 GraphiQL is served with its assets from this API (see `liventix.graphiql`), never from
 a CDN.
+
+HTTP follows the GraphQL-over-HTTP specification (https://graphql.github.io/graphql-over-http/):
+
+- The response's media type is negotiated from `Accept` (`negotiate`):
+  `application/graphql-response+json`, or `application/json` for older clients (and
+  for `*/*`); none of them acceptable: 406. No `Accept` at all: the former.
+- A request error (parse, validation, operation or variable-coercion failure: nothing
+  was executed) has no `data` entry. With `application/graphql-response+json` it is a
+  400 (500 for a masked internal failure, 504 for `TIMEOUT`); with `application/json`
+  a 200, as legacy clients expect. Field errors are a 200 with `data` either way.
+- A request that is not a well-formed GraphQL-over-HTTP request gets a 4xx whatever
+  the media type, with a GraphQL-shaped JSON body and a code (`Refusal`): bad JSON or
+  parameters 400 `BAD_REQUEST`, a POST not in `application/json` 415
+  `UNSUPPORTED_MEDIA_TYPE`, a mutation over GET 405 `METHOD_NOT_ALLOWED` with `Allow`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from liventix import graphiql
 from liventix.auth import ANONYMOUS, Viewer
@@ -34,6 +55,92 @@ def request_id(request: Request | WebSocket) -> str:
         state["request_id"] = uuid.uuid4().hex
     value: str = state["request_id"]
     return value
+
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+_MEDIA_TYPE_KEY = "graphql_media_type"  # the negotiated media type, in scope state
+# Request errors that are the server's failure, not the request's (else 400).
+_SERVER_FAILURES = {"INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504}
+_CODES_BY_STATUS = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an `Accept` header, or None if it accepts neither.
+
+    The highest `q` wins, then the more specific range, then the earlier one. A wildcard
+    (`*/*`, `application/*`) gets `application/json`, which every client (curl, `fetch`
+    without headers) can read; no header at all gets `application/graphql-response+json`
+    (the specification's default since its 2025 watershed).
+    """
+    if accept is None or not accept.strip():
+        return GRAPHQL_RESPONSE_JSON
+    best: tuple[float, int, int] | None = None
+    chosen: str | None = None
+    for index, item in enumerate(accept.split(",")):
+        media_range, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media_range = media_range.lower()
+        if media_range in (GRAPHQL_RESPONSE_JSON, JSON):
+            candidate, specificity = media_range, 1
+        elif media_range in ("*/*", "application/*"):
+            candidate, specificity = JSON, 0
+        else:
+            continue
+        rank = (quality, specificity, -index)
+        if quality > 0 and (best is None or rank > best):
+            best, chosen = rank, candidate
+    return chosen
+
+
+class Refusal(Exception):
+    """A request this endpoint will not run: answered with `status`, a GraphQL-shaped
+    JSON body (no `data`) whose error carries `code`, and `headers`."""
+
+    def __init__(
+        self, status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def from_http_exception(cls, error: HTTPException) -> Refusal:
+        """One of Strawberry's (plain-text) refusals, as ours."""
+        headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
+        code = _CODES_BY_STATUS.get(error.status_code, "BAD_REQUEST")
+        return cls(error.status_code, error.reason, code, headers)
+
+    def response(self, media_type: str | None) -> Response:
+        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
+        return JSONResponse(
+            body,
+            status_code=self.status,
+            headers={**self.headers, "Vary": "Accept"},
+            media_type=f"{media_type or JSON}; charset=utf-8",
+        )
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """True when nothing was executed: the document did not parse or validate, the
+    operation could not be chosen, or the variables could not be coerced. Errors of an
+    execution have a path; these have none, and there is no data."""
+    return result.data is None and all(e.path is None for e in result.errors or ())
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -64,7 +171,132 @@ class GraphQLView(GraphQL[Context, None]):
         errors = getattr(result, "errors", None)
         if errors:
             response["errors"] = [e.formatted for e in mask_errors(errors, request_id(request))]
+            if _is_request_error(result):
+                # The GraphQL spec: an error raised before execution began, no `data`.
+                del response["data"]
         return response
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = request.scope.get("state", {}).get(_MEDIA_TYPE_KEY) or JSON
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """The result in the negotiated media type, with the status it calls for."""
+        media_type = sub_response.media_type or JSON
+        status = 200
+        request_error = isinstance(response_data, dict) and "data" not in response_data
+        if media_type == GRAPHQL_RESPONSE_JSON and request_error:
+            errors: Any = response_data.get("errors") or ()  # type: ignore[union-attr]
+            codes = [str((e.get("extensions") or {}).get("code")) for e in errors]
+            status = max([_SERVER_FAILURES.get(code, 400) for code in codes], default=400)
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            media_type=f"{media_type}; charset=utf-8",
+            headers={"Vary": "Accept"},
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        response.background = sub_response.background
+        return response
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """A well-formed GraphQL-over-HTTP request, or a `Refusal` saying what is wrong.
+
+        GET takes its parameters from the query string; POST only as `application/json`
+        in UTF-8 (which also means a browser must ask CORS before posting from another
+        origin: no "simple request" can reach a mutation)."""
+        if request.method == "GET":
+            data: Any = self.parse_query_params(request.query_params)
+            for name in ("operationName", "variables", "extensions"):
+                if data.get(name) == "":
+                    data[name] = None  # the same as leaving it out
+        else:
+            media_type, parameters = parse_content_type(request.content_type or "")
+            charset = parameters.get("charset", "utf-8").lower()
+            if media_type != JSON or charset not in ("utf-8", "utf8"):
+                raise Refusal(
+                    415,
+                    "Send the request as Content-Type: application/json (UTF-8)",
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    {"Accept-Post": "application/json"},
+                )
+            data = self.parse_json(await request.get_body())
+        if not isinstance(data, dict):
+            raise Refusal(400, "The request body must be a JSON object", "BAD_REQUEST")
+        query, variables = data.get("query"), data.get("variables")
+        operation_name, extensions = data.get("operationName"), data.get("extensions")
+        # A missing query is refused when executed (MissingQueryError), after the
+        # extensions had their chance to supply one (persisted queries).
+        for name, value, kind in (
+            ("query", query, str),
+            ("variables", variables, dict),
+            ("extensions", extensions, dict),
+            ("operationName", operation_name, str),
+        ):
+            if value is not None and not isinstance(value, kind):
+                what = "an object" if kind is dict else "a string"
+                raise Refusal(400, f"`{name}` must be {what} or null", "BAD_REQUEST")
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=operation_name,
+            extensions=extensions,
+        )
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+            raise Refusal(400, "The request is not valid JSON", "BAD_REQUEST") from None
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Runs the operation: over GET a query only, over POST a query or a mutation
+        (subscriptions are served over WebSocket). Strawberry's own version lets
+        subscriptions through, for transports this API does not serve."""
+        allowed = {OperationType.QUERY}
+        if request_adapter.method == "POST":
+            allowed.add(OperationType.MUTATION)
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            # A GraphQL request error (GetOperation() failed), not a malformed request.
+            failure = GraphQLError(
+                error.as_http_error_reason(),
+                extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+            )
+            return ExecutionResult(data=None, errors=[failure])
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.MUTATION:
+                message = "Mutations are only accepted over POST"
+                raise Refusal(405, message, "METHOD_NOT_ALLOWED", {"Allow": "POST"}) from None
+            raise Refusal(
+                400, "Subscriptions are served over WebSocket (graphql-transport-ws)", "BAD_REQUEST"
+            ) from None
+        except MissingQueryError:
+            raise Refusal(400, "The request needs a `query` string", "BAD_REQUEST") from None
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql.page(self.services.settings.graphiql_assets_dir))
@@ -73,8 +305,28 @@ class GraphQLView(GraphQL[Context, None]):
         return orjson.dumps(data)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            # Verified by `AuthenticationMiddleware`; the view only meets the user.
-            viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
-            await self.services.first_sight.see_quietly(viewer)
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Verified by `AuthenticationMiddleware`; the view only meets the user.
+        viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
+        await self.services.first_sight.see_quietly(viewer)
+        request = Request(scope, receive)
+        media_type = negotiate(request.headers.get("accept"))
+        scope.setdefault("state", {})[_MEDIA_TYPE_KEY] = media_type
+        response: Response
+        try:
+            # A GET without a query is for the playground (HTML), not negotiated here.
+            playground = request.method == "GET" and "query" not in request.query_params
+            if media_type is None and not playground:
+                raise Refusal(
+                    406,
+                    f"Accept {GRAPHQL_RESPONSE_JSON} or {JSON}",
+                    "NOT_ACCEPTABLE",
+                )
+            response = await self.run(request)
+        except HTTPException as error:
+            response = Refusal.from_http_exception(error).response(media_type)
+        except Refusal as refusal:
+            response = refusal.response(media_type)
+        await response(scope, receive, send)

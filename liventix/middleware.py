@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, request size limits, authentication and rate limits.
+"""ASGI middleware: request ids, CORS, request size limits, authentication, rate limits.
 
 Pure ASGI (not BaseHTTPMiddleware) so WebSockets and streaming pass through untouched
 and the hot path costs one function call per layer.
@@ -27,6 +27,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +58,40 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class PathCORSMiddleware(CORSMiddleware):
+    """Starlette's `CORSMiddleware` (preflights included) for `paths` only.
+
+    It sits outside authentication, body and rate limits, so that their 401, 413 and
+    429 reach a browser page with CORS headers too: a page can only read an answer the
+    headers allow, and it needs the code (`UNAUTHENTICATED`, `RATE_LIMITED`) to react.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        paths: Collection[str],
+        allow_origins: Collection[str],
+        allow_methods: Collection[str],
+        allow_headers: Collection[str],
+        expose_headers: Collection[str],
+    ) -> None:
+        super().__init__(
+            app,
+            allow_origins=list(allow_origins),
+            allow_methods=list(allow_methods),
+            allow_headers=list(allow_headers),
+            expose_headers=list(expose_headers),
+            allow_credentials=False,  # bearer tokens, never cookies
+        )
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await super().__call__(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -8,7 +8,8 @@ never has to read a stack trace to find a typo.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -19,6 +20,19 @@ DEV_STRIPE_WEBHOOK_SECRET = "whsec_liventix_local_development"
 # Where `npm ci` in `web/` puts GraphiQL's built files in a source checkout. An installed
 # package (the Docker image) is not next to `web/`, so it sets GRAPHIQL_ASSETS_DIR.
 DEFAULT_GRAPHIQL_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "node_modules"
+# The roles a token may carry (`liventix.auth.Role`, which tests keep in step): settings
+# sit below auth in the layers, so they name them here to validate INTROSPECTION_ROLES.
+ROLE_NAMES = ("anonymous", "user", "organizer", "admin", "partner")
+
+
+# Browser origins allowed by default outside production (CORS_ORIGINS unset): the usual
+# dev servers of SPA tool chains (create-react-app / Next.js, Vite), by name and address.
+DEV_CORS_ORIGINS = (
+    "http://localhost:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:3000",
+    "http://127.0.0.1:5173",
+)
 
 
 class SettingsError(Exception):
@@ -44,13 +58,18 @@ class Settings(BaseSettings):
     jwt_secret: str = DEV_JWT_SECRET
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    cors_origins: str | None = None  # unset: DEV_CORS_ORIGINS, none in production
 
-    graphiql: bool = True
+    graphiql: bool = True  # false by default in production (`_graphiql_off_in_production`)
     graphiql_assets_dir: Path = DEFAULT_GRAPHIQL_ASSETS_DIR
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_query_cost: int = Field(default=10000, ge=1)
+    introspection_roles: str = "organizer,admin,partner"
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    statement_timeout_ms: int = Field(default=10000, ge=0)
     rate_limit: str = "300/minute"
     rate_limit_enabled: bool = True
 
@@ -69,6 +88,34 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(default=50, ge=1)
     ws_buffer_size: int = Field(default=256, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _graphiql_off_in_production(cls, data: Any) -> Any:
+        """GRAPHIQL defaults to false in production: the playground is opt-in there."""
+        if isinstance(data, dict) and data.get("graphiql") in (None, ""):
+            data = {k: v for k, v in data.items() if k != "graphiql"}
+            if data.get("environment") == "production":
+                data["graphiql"] = False
+        return data
+
+    @field_validator("introspection_roles")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        roles = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = sorted(set(roles) - set(ROLE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r} (roles: {', '.join(ROLE_NAMES)})")
+        return ",".join(roles)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def introspection_role_set(self) -> frozenset[str]:
+        """The roles that may introspect the schema in production (everyone elsewhere)."""
+        return frozenset(role for role in self.introspection_roles.split(",") if role)
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
@@ -82,6 +129,48 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://")):
             raise ValueError("must be a redis:// URL")
         return value or None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str | None) -> str | None:
+        """Comma-separated `scheme://host[:port]` origins, as browsers send them in
+        `Origin`; a path, a wildcard or a typo would silently match nothing."""
+        if value is None:
+            return None
+        origins = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            origin = item.lower().removesuffix("/")
+            parts = urlsplit(origin)
+            try:
+                port_ok = parts.port is None or parts.port > 0
+            except ValueError:
+                port_ok = False
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.username is not None
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or "?" in origin
+                or "#" in origin
+                or not port_ok
+            ):
+                raise ValueError(
+                    f"{item!r} is not an origin: give scheme://host[:port], no path "
+                    "(e.g. https://app.example.com)"
+                )
+            origins.append(origin)
+        return ",".join(origins)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """The browser origins allowed to call the API (CORS)."""
+        if self.cors_origins is None:
+            return () if self.environment == "production" else DEV_CORS_ORIGINS
+        return tuple(origin for origin in self.cors_origins.split(",") if origin)
 
     @field_validator("rate_limit")
     @classmethod

@@ -9,6 +9,7 @@ feature root classes are merged here into Query, Mutation and Subscription.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import strawberry
@@ -67,16 +68,40 @@ class LiventixSchema(strawberry.Schema):
         log_errors(errors, getattr(context, "request_id", None), operation)
 
 
+class SuggestionFreeExecutor(StorableTextExecutor):
+    """The executor of production: a refused variable's error (an unknown enum value,
+    an unknown input field) names no valid alternative."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})
+
+
 def build_schema(
-    *, max_depth: int = 10, max_aliases: int = 30, max_tokens: int = 2000
+    *,
+    max_depth: int = 10,
+    max_aliases: int = 30,
+    max_tokens: int = 2000,
+    max_cost: int = 10000,
+    production: bool = False,
+    introspection_roles: Collection[str] = (),
+    timeout_seconds: float | None = None,
 ) -> strawberry.Schema:
+    """The schema with its guards (`schema.extensions`). `production` hides "Did you
+    mean" suggestions and lets only `introspection_roles` introspect."""
     return LiventixSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=build_extensions(
-            max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
+            max_depth=max_depth,
+            max_aliases=max_aliases,
+            max_tokens=max_tokens,
+            max_cost=max_cost,
+            production=production,
+            introspection_roles=introspection_roles,
+            timeout_seconds=timeout_seconds,
         ),
-        execution_context_class=StorableTextExecutor,
+        execution_context_class=SuggestionFreeExecutor if production else StorableTextExecutor,
         exception_handlers=exception_handlers(),
     )

@@ -47,7 +47,9 @@ _SNAKE_PART = re.compile(r"_([a-z0-9])")
 
 @strawberry.interface(description="An expected failure: switch on `code`, show `message`.")
 class UserError:
-    message: str
+    message: str = strawberry.field(
+        description="What went wrong, in English, fit to show a person; may change wording."
+    )
     field: str | None = strawberry.field(
         default=None, description="The input field the error concerns, if any."
     )

@@ -29,25 +29,39 @@ from schema.users import User
 
 @strawberry.enum(description="Where an event is in its life: only published events are public.")
 class EventStatus(Enum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    CANCELED = "canceled"
+    DRAFT = strawberry.enum_value(
+        "draft", description="Being prepared: visible to its organizer and admins only."
+    )
+    PUBLISHED = strawberry.enum_value(
+        "published", description="Public and on sale (within each tier's sales window)."
+    )
+    CANCELED = strawberry.enum_value(
+        "canceled", description="Called off: still visible, sells nothing; final."
+    )
 
 
 @strawberry.type(description="An event, owned by an organizer, with its ticket tiers.")
 class Event:
-    id: strawberry.ID
-    title: str
-    description: str
-    venue: str
-    start_at: datetime
-    end_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="Stable event id (a UUID).")
+    title: str = strawberry.field(description="Title, 1-200 characters.")
+    description: str = strawberry.field(
+        description="Free text, at most 10,000 characters; empty if none."
+    )
+    venue: str = strawberry.field(description="Where it happens, at most 300 characters.")
+    start_at: datetime = strawberry.field(
+        description="When it starts (an instant, ISO 8601 with offset); show it in `timeZone`."
+    )
+    end_at: datetime | None = strawberry.field(
+        description="When it ends, never before `startAt`; null if not given."
+    )
     time_zone: str = strawberry.field(
         description="IANA time zone of the venue, e.g. Europe/Berlin."
     )
-    status: EventStatus
-    created_at: datetime
-    updated_at: datetime
+    status: EventStatus = strawberry.field(description="Draft, published or canceled.")
+    created_at: datetime = strawberry.field(description="When the event was created.")
+    updated_at: datetime = strawberry.field(
+        description="When the event itself last changed (not its tiers or sales)."
+    )
     organizer_id: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -66,7 +80,9 @@ class Event:
             organizer_id=record.organizer_id,
         )
 
-    @strawberry.field(description="The organizer who owns the event.")
+    @strawberry.field(
+        description="The organizer who owns the event; null only if their profile is gone."
+    )
     async def organizer(self, info: Info) -> User | None:
         profile = await resolvers.users.user(info, self.organizer_id)
         return User.from_profile(profile) if profile else None
@@ -82,16 +98,22 @@ class Event:
         return [TicketTier.from_record(r) for r in records]
 
 
-@strawberry.type
+@strawberry.type(description="An event in a page of events, with its position.")
 class EventEdge:
-    cursor: str
-    node: Event
+    cursor: str = strawberry.field(
+        description="Opaque position of this event; pass it as `after` to continue."
+    )
+    node: Event = strawberry.field(description="The event.")
 
 
 @strawberry.type(description="A page of events (Relay connection).")
 class EventConnection:
-    edges: list[EventEdge]
-    page_info: PageInfo
+    edges: list[EventEdge] = strawberry.field(
+        description="The events of this page, in order; empty past the last page."
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Whether more pages follow, and the cursor to fetch the next one."
+    )
 
     @classmethod
     def from_slice(cls, events: EventSlice) -> EventConnection:
@@ -112,12 +134,18 @@ class EventConnection:
 
 @strawberry.input(description="A new event; it starts as a draft.")
 class CreateEventInput:
-    title: str
+    title: str = strawberry.field(description="Title, 1-200 characters.")
     start_at: datetime = strawberry.field(description="With a UTC offset, e.g. 2030-05-01T20:00Z.")
-    description: str = ""
-    venue: str = ""
-    end_at: datetime | None = None
-    time_zone: str = "UTC"
+    description: str = strawberry.field(
+        default="", description="Free text, at most 10,000 characters."
+    )
+    venue: str = strawberry.field(default="", description="At most 300 characters.")
+    end_at: datetime | None = strawberry.field(
+        default=None, description="With a UTC offset; not before `startAt`. Null: not given."
+    )
+    time_zone: str = strawberry.field(
+        default="UTC", description="IANA time zone of the venue, e.g. Europe/Berlin."
+    )
 
     def to_draft(self) -> EventDraft:
         return EventDraft(
@@ -132,25 +160,44 @@ class CreateEventInput:
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
 class UpdateEventInput:
-    title: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    venue: str | None = strawberry.UNSET
-    start_at: datetime | None = strawberry.UNSET
-    end_at: datetime | None = strawberry.UNSET
-    time_zone: str | None = strawberry.UNSET
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New title, 1-200 characters."
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New description, at most 10,000 characters."
+    )
+    venue: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New venue, at most 300 characters."
+    )
+    start_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="New start, with a UTC offset."
+    )
+    end_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New end, with a UTC offset; null removes the end time.",
+    )
+    time_zone: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New IANA time zone, e.g. Europe/Berlin."
+    )
 
     def changes(self) -> dict[str, Any]:
         """The fields the client set (null included), by name."""
         return set_fields(self)
 
 
-@strawberry.type
+@strawberry.type(description="The event after a successful create, edit or status change.")
 class EventPayload:
-    event: Event
+    event: Event = strawberry.field(description="The event as it is now.")
 
     @classmethod
     def from_record(cls, record: db.events.EventRecord) -> EventPayload:
         return cls(event=Event.from_record(record))
 
 
-EventResult = Annotated[EventPayload | TicketingError, strawberry.union("EventResult")]
+EventResult = Annotated[
+    EventPayload | TicketingError,
+    strawberry.union(
+        "EventResult",
+        description="The event, or why the operation did not happen (switch on `code`).",
+    ),
+]

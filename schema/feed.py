@@ -22,22 +22,27 @@ from resolvers.feed import FeedSlice
 from resolvers.feed_live import FeedChange, FeedGap, PostAdded, PostRemoved
 from schema.errors import UserError
 from schema.events import Event
+from schema.inputs import enum_value_of
 from schema.users import User
 
 
 @strawberry.enum(description="What a media item is.")
 class MediaKind(Enum):
-    IMAGE = "image"
-    VIDEO = "video"
+    IMAGE = strawberry.enum_value("image", description="A still image.")
+    VIDEO = strawberry.enum_value(
+        "video", description="A video of at most 30 seconds; it has a duration."
+    )
 
 
 @strawberry.type(description="An image or a video (at most 30 seconds) attached to a post.")
 class Media:
-    url: str
-    kind: MediaKind
-    width: int
-    height: int
-    duration_seconds: float | None
+    url: str = strawberry.field(description="Where the file is: an https URL.")
+    kind: MediaKind = strawberry.field(description="Image or video.")
+    width: int = strawberry.field(description="Width in pixels.")
+    height: int = strawberry.field(description="Height in pixels.")
+    duration_seconds: float | None = strawberry.field(
+        description="A video's length in seconds (at most 30); null for images."
+    )
 
     @classmethod
     def from_item(cls, item: db.feed.MediaItem) -> Media:
@@ -52,10 +57,12 @@ class Media:
 
 @strawberry.input(description="A media item to attach: https URL, kind, size, duration.")
 class MediaInput:
-    url: str
-    kind: MediaKind
-    width: int
-    height: int
+    url: str = strawberry.field(
+        description="An https URL of the uploaded file, at most 2,048 characters."
+    )
+    kind: MediaKind = strawberry.field(description="Image or video.")
+    width: int = strawberry.field(description="Width in pixels, 1-100,000.")
+    height: int = strawberry.field(description="Height in pixels, 1-100,000.")
     duration_seconds: float | None = strawberry.field(
         default=None, description="Required for videos; at most 30."
     )
@@ -63,7 +70,7 @@ class MediaInput:
     def to_item(self) -> db.feed.MediaItem:
         return db.feed.MediaItem(
             url=self.url,
-            kind=self.kind.value,
+            kind=enum_value_of(self.kind),
             width=self.width,
             height=self.height,
             duration_seconds=self.duration_seconds,
@@ -72,10 +79,12 @@ class MediaInput:
 
 @strawberry.type(description="A post in an event's feed.")
 class Post:
-    id: strawberry.ID
-    text: str
-    media: list[Media]
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="Stable post id (a UUID).")
+    text: str = strawberry.field(
+        description="The text, at most 2,000 characters; empty for a media-only post."
+    )
+    media: list[Media] = strawberry.field(description="Attached media, 0-10, in order.")
+    created_at: datetime = strawberry.field(description="When the post was published.")
     row: strawberry.Private[db.feed.FeedRow]
 
     @classmethod
@@ -93,19 +102,21 @@ class Post:
     def cursor(self) -> str:
         return db.pages.encode_seq_cursor(self.row.post.seq)
 
-    @strawberry.field
+    @strawberry.field(description="Who posted it.")
     def author(self) -> User:
         return User.from_profile(self.row.author)
 
-    @strawberry.field
+    @strawberry.field(description="The event whose feed the post is in.")
     def event(self) -> Event:
         return Event.from_record(self.row.event)
 
 
-@strawberry.type
+@strawberry.type(description="A post in a feed page, with its position.")
 class PostEdge:
-    cursor: str
-    node: Post
+    cursor: str = strawberry.field(
+        description="Opaque position of this post; pass it as `after` to continue."
+    )
+    node: Post = strawberry.field(description="The post.")
 
     @classmethod
     def from_row(cls, row: db.feed.FeedRow) -> PostEdge:
@@ -114,8 +125,12 @@ class PostEdge:
 
 @strawberry.type(description="A page of a feed, newest first; page size at most 50.")
 class PostConnection:
-    edges: list[PostEdge]
-    page_info: PageInfo
+    edges: list[PostEdge] = strawberry.field(
+        description="The posts of this page, newest first; empty past the last page."
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Whether older posts follow, and `endCursor` to fetch them."
+    )
 
     @classmethod
     def from_slice(cls, feed: FeedSlice) -> PostConnection:
@@ -133,28 +148,56 @@ class PostConnection:
 
 @strawberry.enum(description="Why a feed operation failed.")
 class FeedErrorCode(Enum):
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    TEXT_TOO_LONG = "TEXT_TOO_LONG"
-    TEXT_INVALID = "TEXT_INVALID"
-    EMPTY_POST = "EMPTY_POST"
-    TOO_MANY_MEDIA = "TOO_MANY_MEDIA"
-    MEDIA_URL_INVALID = "MEDIA_URL_INVALID"
-    MEDIA_INVALID = "MEDIA_INVALID"
-    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
-    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
-    POST_NOT_FOUND = "POST_NOT_FOUND"
-    NOT_ALLOWED = "NOT_ALLOWED"
-    INVALID = "INVALID"
+    UNAUTHENTICATED = strawberry.enum_value(
+        "UNAUTHENTICATED", description="Sign in first: no valid bearer token was sent."
+    )
+    TEXT_TOO_LONG = strawberry.enum_value(
+        "TEXT_TOO_LONG", description="The text is over 2,000 characters."
+    )
+    TEXT_INVALID = strawberry.enum_value(
+        "TEXT_INVALID", description="The text holds a character that cannot be stored (NUL)."
+    )
+    EMPTY_POST = strawberry.enum_value(
+        "EMPTY_POST", description="Neither text nor media: nothing to post."
+    )
+    TOO_MANY_MEDIA = strawberry.enum_value(
+        "TOO_MANY_MEDIA", description="More than 10 media items."
+    )
+    MEDIA_URL_INVALID = strawberry.enum_value(
+        "MEDIA_URL_INVALID", description="A media URL is not an https address (see `field`)."
+    )
+    MEDIA_INVALID = strawberry.enum_value(
+        "MEDIA_INVALID",
+        description="A media item's kind, size or duration is not valid (see `field`).",
+    )
+    VIDEO_TOO_LONG = strawberry.enum_value(
+        "VIDEO_TOO_LONG", description="A video is longer than 30 seconds."
+    )
+    EVENT_NOT_FOUND = strawberry.enum_value(
+        "EVENT_NOT_FOUND", description="No such event (or one the viewer may not see)."
+    )
+    POST_NOT_FOUND = strawberry.enum_value(
+        "POST_NOT_FOUND", description="No such post, or it was deleted."
+    )
+    NOT_ALLOWED = strawberry.enum_value(
+        "NOT_ALLOWED",
+        description="Only the author, the event's organizer or an admin may delete a post.",
+    )
+    INVALID = strawberry.enum_value(
+        "INVALID", description="The input was refused for a reason no other code names."
+    )
 
 
 @strawberry.type(description="A post could not be created or deleted.")
 class FeedError(UserError):
-    code: FeedErrorCode
+    code: FeedErrorCode = strawberry.field(
+        description="What went wrong; switch on it, never on `message`."
+    )
 
 
 @strawberry.type(description="The created post, in the same shape a feed returns it.")
 class CreatePostPayload:
-    post: Post
+    post: Post = strawberry.field(description="The new post.")
     edge: PostEdge = strawberry.field(description="The post as a feed edge, to prepend.")
 
     @classmethod
@@ -162,30 +205,38 @@ class CreatePostPayload:
         return cls(post=Post.from_row(row), edge=PostEdge.from_row(row))
 
 
-@strawberry.type
+@strawberry.type(description="The post was deleted: drop it from cached feeds.")
 class DeletePostPayload:
-    post_id: strawberry.ID
-    event_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The deleted post's id.")
+    event_id: strawberry.ID = strawberry.field(description="The event whose feed held it.")
 
     @classmethod
     def from_record(cls, post: db.feed.PostRecord) -> DeletePostPayload:
         return cls(post_id=strawberry.ID(str(post.id)), event_id=strawberry.ID(str(post.event_id)))
 
 
-CreatePostResult = Annotated[CreatePostPayload | FeedError, strawberry.union("CreatePostResult")]
-DeletePostResult = Annotated[DeletePostPayload | FeedError, strawberry.union("DeletePostResult")]
+CreatePostResult = Annotated[
+    CreatePostPayload | FeedError,
+    strawberry.union("CreatePostResult", description="The new post, or why it was refused."),
+]
+DeletePostResult = Annotated[
+    DeletePostPayload | FeedError,
+    strawberry.union("DeletePostResult", description="The deleted post's ids, or why not."),
+]
 
 
 @strawberry.type(description="A post was published in the feed.")
 class PostCreated:
-    post: Post
-    cursor: str
+    post: Post = strawberry.field(description="The new post, as a feed page shows it.")
+    cursor: str = strawberry.field(
+        description="Its feed position: the `after` to resubscribe with."
+    )
 
 
 @strawberry.type(description="A post was deleted: drop it from the client's feed.")
 class PostDeleted:
-    post_id: strawberry.ID
-    event_id: strawberry.ID
+    post_id: strawberry.ID = strawberry.field(description="The deleted post's id.")
+    event_id: strawberry.ID = strawberry.field(description="The event whose feed held it.")
 
 
 @strawberry.type(
@@ -193,12 +244,23 @@ class PostDeleted:
     "`after` set to `lastCursor`) to catch up."
 )
 class FeedResync:
-    event_id: strawberry.ID
-    reason: str
-    last_cursor: str | None
+    event_id: strawberry.ID = strawberry.field(description="The event whose feed to refetch.")
+    reason: str = strawberry.field(
+        description="Why: TOO_MANY_MISSED (over 200 posts to replay), "
+        "MISSED_NOTIFICATIONS (the server's listener reconnected) or TOO_SLOW (the "
+        "client fell behind)."
+    )
+    last_cursor: str | None = strawberry.field(
+        description="The last position delivered to this subscriber; null if none."
+    )
 
 
-FeedUpdate = Annotated[PostCreated | PostDeleted | FeedResync, strawberry.union("FeedUpdate")]
+FeedUpdate = Annotated[
+    PostCreated | PostDeleted | FeedResync,
+    strawberry.union(
+        "FeedUpdate", description="A change of an event's feed, or a request to catch up."
+    ),
+]
 
 
 def feed_update(change: FeedChange) -> PostCreated | PostDeleted | FeedResync:

@@ -15,16 +15,23 @@ from strawberry.scalars import JSON
 
 @strawberry.type(description="Operations view of one event's sales (admins).")
 class EventHealth:
-    event_id: strawberry.ID
-    title: str
-    start_at: datetime
-    capacity: int
-    sold: int
-    reserved: int
-    available: int
-    ghost_reservations: int
-    paid_orders_without_tickets: int
-    health_score: int
+    event_id: strawberry.ID = strawberry.field(description="The event.")
+    title: str = strawberry.field(description="The event's title.")
+    start_at: datetime = strawberry.field(description="When the event starts.")
+    capacity: int = strawberry.field(description="Sum of its tiers' quantities.")
+    sold: int = strawberry.field(description="Tickets issued, all tiers.")
+    reserved: int = strawberry.field(description="Seats held by active holds, all tiers.")
+    available: int = strawberry.field(description="capacity - reserved - sold.")
+    ghost_reservations: int = strawberry.field(
+        description="Seats of holds still active past their expiry (should be 0 after a sweep)."
+    )
+    paid_orders_without_tickets: int = strawberry.field(
+        description="Paid orders with no tickets (must be 0)."
+    )
+    health_score: int = strawberry.field(
+        description="0-100: 100 minus 50 for negative availability, 40 for paid orders "
+        "without tickets, 10 for ghost reservations."
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EventHealth:
@@ -34,14 +41,22 @@ class EventHealth:
 
 @strawberry.type(description="Whether an upcoming event is ready to sell and admit (admins).")
 class EventReadiness:
-    event_id: strawberry.ID
-    title: str
-    start_at: datetime
-    no_negative_availability: bool
-    no_ghost_reservations: bool
-    no_paid_orders_without_tickets: bool
-    has_tiers: bool
-    overall_status: str
+    event_id: strawberry.ID = strawberry.field(description="The event (upcoming, not canceled).")
+    title: str = strawberry.field(description="The event's title.")
+    start_at: datetime = strawberry.field(description="When the event starts.")
+    no_negative_availability: bool = strawberry.field(
+        description="No tier has more reserved + issued than its quantity."
+    )
+    no_ghost_reservations: bool = strawberry.field(
+        description="No hold is still active past its expiry."
+    )
+    no_paid_orders_without_tickets: bool = strawberry.field(
+        description="Every paid order has its tickets."
+    )
+    has_tiers: bool = strawberry.field(description="The event has at least one tier.")
+    overall_status: str = strawberry.field(
+        description="`ready` when all four checks pass, else `not_ready`."
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EventReadiness:
@@ -51,13 +66,17 @@ class EventReadiness:
 
 @strawberry.type(description="One run of the reconciliation job and what it repaired.")
 class ReconciliationReport:
-    id: strawberry.ID
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    items: int
-    error: str | None
-    report: JSON
+    id: strawberry.ID = strawberry.field(description="The run's id.")
+    status: str = strawberry.field(description="`running`, then `ok` or `failed`.")
+    started_at: datetime = strawberry.field(description="When the run started.")
+    finished_at: datetime | None = strawberry.field(
+        description="When it finished; null while running (or if it died)."
+    )
+    items: int = strawberry.field(description="How many things the run repaired.")
+    error: str | None = strawberry.field(description="Why the run failed; null if it did not.")
+    report: JSON = strawberry.field(
+        description="What was repaired, by kind (the job's report object)."
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ReconciliationReport:

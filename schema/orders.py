@@ -32,48 +32,106 @@ from schema.events import Event
 
 @strawberry.enum(description="Where an order is; statuses only move forward.")
 class OrderStatus(Enum):
-    PENDING = "pending"
-    PAID = "paid"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELED = "canceled"
-    REFUNDED = "refunded"
-    PARTIALLY_REFUNDED = "partially_refunded"
+    PENDING = strawberry.enum_value(
+        "pending", description="Checked out, waiting for the payment to succeed."
+    )
+    PAID = strawberry.enum_value("paid", description="Paid (or free): its tickets are issued.")
+    FAILED = strawberry.enum_value(
+        "failed", description="The payment failed; `failureReason` says why."
+    )
+    EXPIRED = strawberry.enum_value(
+        "expired", description="Its holds expired before the payment arrived."
+    )
+    CANCELED = strawberry.enum_value(
+        "canceled",
+        description="Replaced by a newer checkout of the same holds, or abandoned; "
+        "`failureReason` says why.",
+    )
+    REFUNDED = strawberry.enum_value(
+        "refunded", description="Fully refunded: every ticket is refunded."
+    )
+    PARTIALLY_REFUNDED = strawberry.enum_value(
+        "partially_refunded",
+        description="Some tickets refunded; the others still admit (`refundedCents`).",
+    )
 
 
 @strawberry.enum(description="ISSUED tickets admit; REFUNDED and VOID ones never do.")
 class TicketStatus(Enum):
-    ISSUED = "issued"
-    REFUNDED = "refunded"
-    VOID = "void"
+    ISSUED = strawberry.enum_value("issued", description="Valid: admits its holder once.")
+    REFUNDED = strawberry.enum_value(
+        "refunded", description="Refunded: its seat went back on sale."
+    )
+    VOID = strawberry.enum_value(
+        "void", description="Invalidated other than by a refund: never admits."
+    )
 
 
 @strawberry.enum(description="Why an order, refund or check-in did not happen.")
 class OrderErrorCode(Enum):
-    HOLD_NOT_FOUND = "HOLD_NOT_FOUND"
-    HOLD_EXPIRED = "HOLD_EXPIRED"
-    MIXED_EVENTS = "MIXED_EVENTS"
-    MIXED_CURRENCIES = "MIXED_CURRENCIES"
-    CONTACT_INVALID = "CONTACT_INVALID"
-    PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
-    CONFLICT = "CONFLICT"
-    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
-    NOT_REFUNDABLE = "NOT_REFUNDABLE"
-    TICKET_NOT_FOUND = "TICKET_NOT_FOUND"
-    TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
-    ALREADY_CHECKED_IN = "ALREADY_CHECKED_IN"
-    TICKET_REFUNDED = "TICKET_REFUNDED"
-    TICKET_VOID = "TICKET_VOID"
-    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
-    INVALID_CURSOR = "INVALID_CURSOR"
-    NOT_ALLOWED = "NOT_ALLOWED"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    INVALID_INPUT = "INVALID_INPUT"
+    HOLD_NOT_FOUND = strawberry.enum_value(
+        "HOLD_NOT_FOUND", description="A hold is unknown or not the viewer's."
+    )
+    HOLD_EXPIRED = strawberry.enum_value(
+        "HOLD_EXPIRED", description="A hold expired or was released: reserve again."
+    )
+    MIXED_EVENTS = strawberry.enum_value(
+        "MIXED_EVENTS", description="The holds belong to more than one event."
+    )
+    MIXED_CURRENCIES = strawberry.enum_value(
+        "MIXED_CURRENCIES", description="The holds' tiers are priced in different currencies."
+    )
+    CONTACT_INVALID = strawberry.enum_value(
+        "CONTACT_INVALID", description="An email, name or phone is not valid; `field` says which."
+    )
+    PAYMENT_PROVIDER_ERROR = strawberry.enum_value(
+        "PAYMENT_PROVIDER_ERROR",
+        description="The payment provider failed; nothing was charged, retrying is safe.",
+    )
+    CONFLICT = strawberry.enum_value(
+        "CONFLICT", description="A concurrent change got in the way; retrying is safe."
+    )
+    ORDER_NOT_FOUND = strawberry.enum_value(
+        "ORDER_NOT_FOUND", description="No such order (or one the viewer may not see)."
+    )
+    NOT_REFUNDABLE = strawberry.enum_value(
+        "NOT_REFUNDABLE", description="The order is in a status that cannot be refunded."
+    )
+    TICKET_NOT_FOUND = strawberry.enum_value(
+        "TICKET_NOT_FOUND", description="A ticket id is not one of the order's tickets."
+    )
+    TOKEN_NOT_FOUND = strawberry.enum_value(
+        "TOKEN_NOT_FOUND", description="The scanned QR payload is no ticket's."
+    )
+    ALREADY_CHECKED_IN = strawberry.enum_value(
+        "ALREADY_CHECKED_IN", description="Admitted before, at `checkedInAt`: refuse entry."
+    )
+    TICKET_REFUNDED = strawberry.enum_value(
+        "TICKET_REFUNDED", description="The ticket was refunded: refuse entry."
+    )
+    TICKET_VOID = strawberry.enum_value(
+        "TICKET_VOID", description="The ticket is void: refuse entry."
+    )
+    EVENT_NOT_FOUND = strawberry.enum_value("EVENT_NOT_FOUND", description="No such event.")
+    INVALID_CURSOR = strawberry.enum_value(
+        "INVALID_CURSOR", description="`after` is not a cursor this list returned."
+    )
+    NOT_ALLOWED = strawberry.enum_value(
+        "NOT_ALLOWED", description="Only the event's organizer (or an admin) may do this."
+    )
+    UNAUTHENTICATED = strawberry.enum_value(
+        "UNAUTHENTICATED", description="Sign in first: no valid bearer token was sent."
+    )
+    INVALID_INPUT = strawberry.enum_value(
+        "INVALID_INPUT", description="An input value is malformed or out of bounds; see `field`."
+    )
 
 
 @strawberry.type(description="An expected failure of an order, refund or check-in.")
 class OrderError(UserError):
-    code: OrderErrorCode
+    code: OrderErrorCode = strawberry.field(
+        description="What went wrong; switch on it, never on `message`."
+    )
     checked_in_at: datetime | None = strawberry.field(
         default=None, description="With ALREADY_CHECKED_IN: when the ticket was admitted."
     )
@@ -81,9 +139,14 @@ class OrderError(UserError):
 
 @strawberry.input(description="Who to contact about the order (receipt, changes).")
 class ContactInput:
-    email: str
-    name: str
-    phone: str | None = None
+    email: str = strawberry.field(
+        description="Where the receipt goes: a valid address, at most 320 characters."
+    )
+    name: str = strawberry.field(description="The buyer's name, 1-200 characters.")
+    phone: str | None = strawberry.field(
+        default=None,
+        description="Optional phone number: an optional +, then 5-32 digits, spaces or ()-.",
+    )
 
     def to_contact(self) -> db.checkout.Contact:
         return db.checkout.Contact(email=self.email, name=self.name, phone=self.phone)
@@ -91,28 +154,32 @@ class ContactInput:
 
 @strawberry.type(description="The buyer's contact details for an order.")
 class Contact:
-    email: str | None
-    name: str | None
-    phone: str | None
+    email: str | None = strawberry.field(description="Contact email (lower case).")
+    name: str | None = strawberry.field(description="The buyer's name.")
+    phone: str | None = strawberry.field(description="Phone number; null if none was given.")
 
 
 @strawberry.type(description="A tier bought in an order, at the price charged.")
 class OrderItem:
-    tier_id: strawberry.ID
-    tier_name: str
-    quantity: int
-    unit_price_cents: int
+    tier_id: strawberry.ID = strawberry.field(description="The tier bought.")
+    tier_name: str = strawberry.field(description="The tier's current name.")
+    quantity: int = strawberry.field(description="How many tickets of the tier.")
+    unit_price_cents: int = strawberry.field(
+        description="Price charged per ticket, in the order currency's minor unit (cents)."
+    )
 
 
 @strawberry.type(description="A ticket: one admission to an event.")
 class Ticket:
-    id: strawberry.ID
-    order_id: strawberry.ID
-    tier_id: strawberry.ID
-    status: TicketStatus
+    id: strawberry.ID = strawberry.field(description="Stable ticket id (a UUID).")
+    order_id: strawberry.ID = strawberry.field(description="The order that bought it.")
+    tier_id: strawberry.ID = strawberry.field(description="Its tier.")
+    status: TicketStatus = strawberry.field(description="Whether the ticket admits.")
     sequence_number: int = strawberry.field(description="1..n within its order and tier.")
-    checked_in_at: datetime | None
-    created_at: datetime
+    checked_in_at: datetime | None = strawberry.field(
+        description="When its holder was admitted; null until then."
+    )
+    created_at: datetime = strawberry.field(description="When it was issued (the order was paid).")
     record: strawberry.Private[db.order_records.TicketRecord]
 
     @classmethod
@@ -135,7 +202,9 @@ class Ticket:
     def qr_payload(self, info: Info) -> str | None:
         return resolvers.orders.qr_payload(info, self.record)
 
-    @strawberry.field
+    @strawberry.field(
+        description="The event the ticket admits to (visible to whoever sees the ticket)."
+    )
     async def event(self, info: Info) -> Event | None:
         record = await resolvers.events.event_of(info, self.record.event_id)
         return Event.from_record(record) if record else None
@@ -143,15 +212,25 @@ class Ticket:
 
 @strawberry.type(description="An order: the tickets of one event bought in one payment.")
 class Order:
-    id: strawberry.ID
-    status: OrderStatus
-    total_cents: int
-    refunded_cents: int
-    currency: str
-    created_at: datetime
-    paid_at: datetime | None
-    failure_reason: str | None
-    refund_reason: str | None
+    id: strawberry.ID = strawberry.field(description="Stable order id (a UUID).")
+    status: OrderStatus = strawberry.field(description="Where the order is.")
+    total_cents: int = strawberry.field(
+        description="Amount charged, in the currency's minor unit (cents); 0 for free orders."
+    )
+    refunded_cents: int = strawberry.field(
+        description="Amount refunded so far, in minor units; at most `totalCents`."
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, lower case (usd, eur).")
+    created_at: datetime = strawberry.field(description="When checkout created the order.")
+    paid_at: datetime | None = strawberry.field(
+        description="When the payment succeeded; null while unpaid."
+    )
+    failure_reason: str | None = strawberry.field(
+        description="Why the order failed or was canceled, for people; null otherwise."
+    )
+    refund_reason: str | None = strawberry.field(
+        description="The reason given for the latest refund; null if never refunded."
+    )
     record: strawberry.Private[db.order_records.OrderRecord]
 
     @classmethod
@@ -169,16 +248,19 @@ class Order:
             record=record,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The event the order is for.")
     def event_id(self) -> strawberry.ID:
         return strawberry.ID(str(self.record.event_id))
 
-    @strawberry.field
+    @strawberry.field(description="The event the order is for.")
     async def event(self, info: Info) -> Event | None:
         record = await resolvers.events.event_of(info, self.record.event_id)
         return Event.from_record(record) if record else None
 
-    @strawberry.field(description="Null once anonymized (long after the event).")
+    @strawberry.field(
+        description="The buyer's contact details, for the buyer, the event's organizer "
+        "and admins. Null once anonymized (long after the event)."
+    )
     def contact(self) -> Contact | None:
         if self.record.anonymized_at is not None:
             return None
@@ -188,7 +270,7 @@ class Order:
             phone=self.record.contact_phone,
         )
 
-    @strawberry.field
+    @strawberry.field(description="What was bought: one line per tier.")
     async def items(self, info: Info) -> list[OrderItem]:
         records = await resolvers.orders.order_items(info, self.record.id)
         return [
@@ -201,22 +283,32 @@ class Order:
             for r in records
         ]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The order's tickets, once paid (refunded and void ones included); "
+        "empty before."
+    )
     async def tickets(self, info: Info) -> list[Ticket]:
         records = await resolvers.orders.order_tickets(info, self.record.id)
         return [Ticket.from_record(r) for r in records]
 
 
-@strawberry.type
+@strawberry.type(description="An order in a page of orders, with its position.")
 class OrderEdge:
-    cursor: str
-    node: Order
+    cursor: str = strawberry.field(
+        description="Opaque position of this order; pass it as `after` to continue."
+    )
+    node: Order = strawberry.field(description="The order.")
 
 
 @strawberry.type(description="A page of orders, newest first (Relay connection).")
 class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
+    edges: list[OrderEdge] = strawberry.field(
+        description="The orders of this page, newest first; empty past the last page."
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Whether more pages follow (`hasPreviousPage` is always false), and "
+        "`endCursor` to fetch the next one."
+    )
 
     @classmethod
     def from_page(
@@ -229,16 +321,23 @@ class OrderConnection:
         return cls(edges=edges, page_info=_page_info(page, edges))
 
 
-@strawberry.type
+@strawberry.type(description="A ticket in a page of tickets, with its position.")
 class TicketEdge:
-    cursor: str
-    node: Ticket
+    cursor: str = strawberry.field(
+        description="Opaque position of this ticket; pass it as `after` to continue."
+    )
+    node: Ticket = strawberry.field(description="The ticket.")
 
 
 @strawberry.type(description="A page of tickets, newest first (Relay connection).")
 class TicketConnection:
-    edges: list[TicketEdge]
-    page_info: PageInfo
+    edges: list[TicketEdge] = strawberry.field(
+        description="The tickets of this page, newest first; empty past the last page."
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Whether more pages follow (`hasPreviousPage` is always false), and "
+        "`endCursor` to fetch the next one."
+    )
 
     @classmethod
     def from_page(
@@ -265,11 +364,16 @@ def _page_info(page: db.order_queries.Page[Any], edges: list[Any]) -> PageInfo:
 
 @strawberry.type(description="A pending order and what the client needs to pay it.")
 class CheckoutPayload:
-    order: Order
+    order: Order = strawberry.field(
+        description="The order: PENDING until paid, or already PAID for a free order or "
+        "a repeat after payment."
+    )
     client_secret: str | None = strawberry.field(
         description="Confirm the payment with this (Stripe.js); null for free orders."
     )
-    payment_intent_id: str | None
+    payment_intent_id: str | None = strawberry.field(
+        description="The Stripe PaymentIntent id; null for free orders."
+    )
 
     @classmethod
     def from_result(cls, result: CheckoutRecord) -> CheckoutPayload:
@@ -283,8 +387,12 @@ class CheckoutPayload:
 
 @strawberry.type(description="The order after a refund; `refundedTickets` empty on a repeat.")
 class RefundPayload:
-    order: Order
-    refunded_tickets: list[strawberry.ID]
+    order: Order = strawberry.field(
+        description="The order after the refund (status, `refundedCents`, `refundReason`)."
+    )
+    refunded_tickets: list[strawberry.ID] = strawberry.field(
+        description="The tickets this call refunded; empty when they already were."
+    )
 
     @classmethod
     def from_outcome(cls, outcome: db.refunds.RefundOutcome) -> RefundPayload:
@@ -296,15 +404,35 @@ class RefundPayload:
 
 @strawberry.type(description="The holder was admitted now.")
 class CheckInPayload:
-    ticket: Ticket
-    scan_count: int
+    ticket: Ticket = strawberry.field(description="The admitted ticket, now checked in.")
+    scan_count: int = strawberry.field(
+        description="How many times this QR code has been scanned, this scan included."
+    )
 
     @classmethod
     def from_scan(cls, scan: db.checkin.CheckIn) -> CheckInPayload:
         return cls(ticket=Ticket.from_record(scan.ticket), scan_count=scan.scan_count)
 
 
-CheckoutResult = Annotated[CheckoutPayload | OrderError, strawberry.union("CheckoutResult")]
-RefundResult = Annotated[RefundPayload | OrderError, strawberry.union("RefundResult")]
-CheckInResult = Annotated[CheckInPayload | OrderError, strawberry.union("CheckInResult")]
-OrdersResult = Annotated[OrderConnection | OrderError, strawberry.union("EventOrdersResult")]
+CheckoutResult = Annotated[
+    CheckoutPayload | OrderError,
+    strawberry.union(
+        "CheckoutResult", description="The order to pay, or why checkout did not happen."
+    ),
+]
+RefundResult = Annotated[
+    RefundPayload | OrderError,
+    strawberry.union("RefundResult", description="The refunded order, or why not."),
+]
+CheckInResult = Annotated[
+    CheckInPayload | OrderError,
+    strawberry.union(
+        "CheckInResult",
+        description="Admitted, or refused with a code (ALREADY_CHECKED_IN, "
+        "TICKET_REFUNDED, TICKET_VOID, TOKEN_NOT_FOUND, ...).",
+    ),
+]
+OrdersResult = Annotated[
+    OrderConnection | OrderError,
+    strawberry.union("EventOrdersResult", description="A page of the event's orders, or why not."),
+]

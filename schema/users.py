@@ -13,17 +13,30 @@ from resolvers.users import ViewerRecord
 
 @strawberry.enum(description="What a user may do.")
 class Role(Enum):
-    ANONYMOUS = "anonymous"
-    USER = "user"
-    ORGANIZER = "organizer"
-    ADMIN = "admin"
+    ANONYMOUS = strawberry.enum_value(
+        "anonymous", description="Not signed in: reads public data (published events, feeds)."
+    )
+    USER = strawberry.enum_value(
+        "user", description="A signed-in fan: buys tickets, posts, sees their own orders."
+    )
+    ORGANIZER = strawberry.enum_value(
+        "organizer",
+        description="Creates and runs events: tiers, sales, refunds and check-in of their own.",
+    )
+    ADMIN = strawberry.enum_value(
+        "admin", description="Platform staff: may act on every event and see operations views."
+    )
+    PARTNER = strawberry.enum_value(
+        "partner",
+        description="An integrator: acts as a user, and may introspect the schema in production.",
+    )
 
 
-@strawberry.type(description="A person: fan, organizer or admin. Public fields only.")
+@strawberry.type(description="A person: fan, organizer, partner or admin. Public fields only.")
 class User:
-    id: strawberry.ID
-    display_name: str
-    role: Role
+    id: strawberry.ID = strawberry.field(description="Stable user id (a UUID).")
+    display_name: str = strawberry.field(description="Public name, 1-100 characters.")
+    role: Role = strawberry.field(description="The user's role on the platform.")
 
     @classmethod
     def from_profile(cls, profile: db.users.Profile) -> User:
@@ -36,11 +49,20 @@ class User:
 
 @strawberry.type(description="The signed-in user, with what only they may see.")
 class Viewer:
-    id: strawberry.ID
-    role: Role
-    display_name: str
-    created_at: datetime
-    token_expires_at: datetime | None
+    id: strawberry.ID = strawberry.field(
+        description="The viewer's user id (the token's `sub`); the same id as their `User`."
+    )
+    role: Role = strawberry.field(description="The role the viewer's token grants.")
+    display_name: str = strawberry.field(
+        description="Public name, 1-100 characters (change it with `updateDisplayName`)."
+    )
+    created_at: datetime = strawberry.field(
+        description="When the API first saw this user (UTC, ISO 8601)."
+    )
+    token_expires_at: datetime | None = strawberry.field(
+        description="When the viewer's token expires (UTC); null if it has no expiry. A WebSocket "
+        "signed in with it is closed (4403) at that time."
+    )
 
     @classmethod
     def from_record(cls, record: ViewerRecord) -> Viewer:

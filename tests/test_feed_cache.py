@@ -218,3 +218,19 @@ async def test_the_live_post_cache_expires_on_the_injected_clock(
     clock.advance(2)
     assert await cache.get(services, post_id) == row
     assert loads == [[post_id], [post_id]], "the entry outlived its TTL"
+
+
+async def test_cached_pages_keep_the_media_type_each_client_accepts(
+    client: GraphQLClient, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Accept header picks the response's media type (`liventix.graphql_view`), so
+    a page cached for one client is not served in that type to a client asking another."""
+    body = {"query": EVENT_FEED, "variables": {"eventId": str(scene.event_id), "first": 10}}
+    for accept in ("application/json", "application/graphql-response+json"):
+        for _ in range(2):  # a miss, then a hit
+            response = await client.http.post("/graphql", json=body, headers={"Accept": accept})
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"].startswith(accept)
+    with count_statements(monkeypatch) as statements:
+        await client.http.post("/graphql", json=body, headers={"Accept": "application/json"})
+    assert statements == []  # still cached

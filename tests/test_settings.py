@@ -45,6 +45,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("RATE_LIMIT", "lots", "300/minute"),
         ("RATE_LIMIT", "0/minute", "at least 1"),
         ("RATE_LIMIT", "10/second;300/minute", "one limit"),
+        # An origin is what a browser sends in `Origin`: anything else matches nothing.
+        ("CORS_ORIGINS", "https://app.example.com/app", "not an origin"),
+        ("CORS_ORIGINS", "app.example.com", "not an origin"),
+        ("CORS_ORIGINS", "*", "not an origin"),
+        ("CORS_ORIGINS", "http://localhost:3000,ftp://files.example.com", "ftp://"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_message(
@@ -132,6 +137,7 @@ def test_a_bad_dotenv_value_is_named_too(tmp_path: Path) -> None:
     [
         ({"PORT": "not-a-port"}, "PORT: "),
         ({"RATE_LIMIT": "lots"}, "RATE_LIMIT: "),
+        ({"CORS_ORIGINS": "https://app.example.com/spa"}, "CORS_ORIGINS: "),
         (
             {
                 "ENVIRONMENT": "production",
@@ -166,8 +172,28 @@ def test_serve_with_a_bad_variable_exits_2_naming_it(
 
 def test_readme_documents_every_variable() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.MULTILINE))
+    # The configuration section's table only (the error codes have a table too).
+    configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", configuration, flags=re.MULTILINE))
     assert documented == set(VARIABLES), {
         "undocumented": set(VARIABLES) - documented,
         "not settings": documented - set(VARIABLES),
     }
+
+
+def test_cors_origins_default_to_local_dev_servers_except_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert "http://localhost:5173" in load_settings().cors_origin_list
+    assert "http://127.0.0.1:3000" in load_settings().cors_origin_list
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("JWT_SECRET", "p" * 40)
+    assert load_settings().cors_origin_list == ()
+    monkeypatch.setenv("CORS_ORIGINS", " https://App.example.com/, https://admin.example.com:8443")
+    assert load_settings().cors_origin_list == (
+        "https://app.example.com",
+        "https://admin.example.com:8443",
+    )
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.setenv("CORS_ORIGINS", "")
+    assert load_settings().cors_origin_list == ()

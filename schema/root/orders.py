@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 import resolvers.orders
 from resolvers.context import Info
+from schema.inputs import enum_value_of
 from schema.orders import (
     CheckInPayload,
     CheckInResult,
@@ -21,23 +24,44 @@ from schema.orders import (
     TicketConnection,
 )
 
+First = Annotated[
+    int,
+    strawberry.argument(description="Page size, 1-100; outside that range the request is refused."),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description="The `endCursor` of the previous page; null for the first page."
+    ),
+]
+
 
 @strawberry.type
 class OrdersQuery:
-    @strawberry.field(description="The viewer's orders, newest first.")
+    @strawberry.field(description="The viewer's orders, newest first (signed-in users).")
     async def my_orders(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> OrderConnection:
         return OrderConnection.from_page(await resolvers.orders.my_orders(info, first, after))
 
-    @strawberry.field(description="The viewer's tickets, newest first, each with its QR payload.")
+    @strawberry.field(
+        description="The viewer's tickets, newest first, each with its QR payload "
+        "(signed-in users)."
+    )
     async def my_tickets(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> TicketConnection:
         return TicketConnection.from_page(await resolvers.orders.my_tickets(info, first, after))
 
-    @strawberry.field(description="An order, for its buyer, its event's organizer or an admin.")
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    @strawberry.field(
+        description="An order, for its buyer, its event's organizer or an admin; null if "
+        "unknown or not yours to see."
+    )
+    async def order(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+    ) -> Order | None:
         record = await resolvers.orders.order(info, id)
         return Order.from_record(record) if record else None
 
@@ -45,13 +69,16 @@ class OrdersQuery:
     async def event_orders(
         self,
         info: Info,
-        event_id: strawberry.ID,
-        first: int = 20,
-        after: str | None = None,
-        status: OrderStatus | None = None,
+        event_id: Annotated[strawberry.ID, strawberry.argument(description="The event's id.")],
+        first: First = 20,
+        after: After = None,
+        status: Annotated[
+            OrderStatus | None,
+            strawberry.argument(description="Only orders in this status; null: all."),
+        ] = None,
     ) -> OrdersResult:
         page = await resolvers.orders.event_orders(
-            info, event_id, first, after, status.value if status else None
+            info, event_id, first, after, enum_value_of(status) if status else None
         )
         return OrderConnection.from_page(page)
 
@@ -66,7 +93,15 @@ class OrdersMutation:
         "and once it is paid a repeat returns it unchanged."
     )
     async def checkout(
-        self, info: Info, hold_ids: list[strawberry.ID], contact: ContactInput
+        self,
+        info: Info,
+        hold_ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description="The viewer's active holds, all of one event."),
+        ],
+        contact: Annotated[
+            ContactInput, strawberry.argument(description="Who to contact about the order.")
+        ],
     ) -> CheckoutResult:
         result = await resolvers.orders.checkout(info, hold_ids, contact.to_contact())
         return CheckoutPayload.from_result(result)
@@ -78,9 +113,20 @@ class OrdersMutation:
     async def refund_order(
         self,
         info: Info,
-        order_id: strawberry.ID,
-        ticket_ids: list[strawberry.ID] | None = None,
-        reason: str = "",
+        order_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The order to refund (paid or partially refunded)."),
+        ],
+        ticket_ids: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(
+                description="Refund only these tickets of the order; null: the whole order."
+            ),
+        ] = None,
+        reason: Annotated[
+            str,
+            strawberry.argument(description="Why, at most 500 characters; recorded on the order."),
+        ] = "",
     ) -> RefundResult:
         outcome = await resolvers.orders.refund_order(info, order_id, ticket_ids, reason)
         return RefundPayload.from_outcome(outcome)
@@ -88,5 +134,11 @@ class OrdersMutation:
     @strawberry.mutation(
         description="Scan a ticket's QR payload at the door (the event's organizer or admin)."
     )
-    async def check_in(self, info: Info, token: str) -> CheckInResult:
+    async def check_in(
+        self,
+        info: Info,
+        token: Annotated[
+            str, strawberry.argument(description="The scanned QR payload (`Ticket.qrPayload`).")
+        ],
+    ) -> CheckInResult:
         return CheckInPayload.from_scan(await resolvers.orders.check_in(info, token))

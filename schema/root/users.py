@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -30,8 +31,20 @@ class UsersQuery:
 
 @strawberry.type
 class UsersMutation:
-    @strawberry.mutation
-    async def update_display_name(self, info: Info, display_name: str) -> Viewer:
+    @strawberry.mutation(
+        description="Change the viewer's public name (signed-in users). A blank or too "
+        "long name is a BAD_USER_INPUT error."
+    )
+    async def update_display_name(
+        self,
+        info: Info,
+        display_name: Annotated[
+            str,
+            strawberry.argument(
+                description="The new name: 1-100 characters after trimming spaces."
+            ),
+        ],
+    ) -> Viewer:
         return Viewer.from_record(await resolvers.users.update_display_name(info, display_name))
 
 
@@ -42,7 +55,20 @@ class UsersSubscription:
         "connectivity check for clients and the playground."
     )
     async def clock(
-        self, info: Info, interval_seconds: int = 1, count: int = 10
+        self,
+        info: Info,
+        interval_seconds: Annotated[
+            int,
+            strawberry.argument(
+                description="Seconds between messages, 1-60 (values outside are clamped)."
+            ),
+        ] = 1,
+        count: Annotated[
+            int,
+            strawberry.argument(
+                description="How many messages before the subscription completes, 1-1000 (clamped)."
+            ),
+        ] = 10,
     ) -> AsyncGenerator[datetime, None]:
         async for now in resolvers.users.clock(interval_seconds, count):
             yield now
