@@ -51,9 +51,33 @@ SUBSCRIPTIONS: tuple[type, ...] = (
     TicketingSubscription,
 )
 
-Query = merge_types("Query", QUERIES)
-Mutation = merge_types("Mutation", MUTATIONS)
-Subscription = merge_types("Subscription", SUBSCRIPTIONS)
+
+def _root(name: str, features: tuple[type, ...], description: str) -> type:
+    """The feature roots merged into one root type. `merge_types` takes no description,
+    so the merged type's definition is given it here."""
+    merged = merge_types(name, features)
+    merged.__strawberry_definition__.description = description  # type: ignore[attr-defined]
+    return merged
+
+
+Query = _root(
+    "Query",
+    QUERIES,
+    "Reads: events and their tiers, feeds, the viewer's holds, orders and tickets, and "
+    "the organizer's and admin's views. Lists are cursor-paginated (`first` 1-100).",
+)
+Mutation = _root(
+    "Mutation",
+    MUTATIONS,
+    "Writes. Expected failures (sold out, hold expired, not allowed, ...) come back as "
+    "the field's typed error with a machine-readable `code`, never as a GraphQL error.",
+)
+Subscription = _root(
+    "Subscription",
+    SUBSCRIPTIONS,
+    "Live updates over WebSocket (`graphql-transport-ws`), delivered only after the "
+    "change they report has committed, from whichever API process made it.",
+)
 
 
 class LiventixSchema(strawberry.Schema):

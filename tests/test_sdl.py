@@ -55,18 +55,12 @@ def test_cli_prints_the_sdl(capsys: pytest.CaptureFixture[str]) -> None:
 
 def undescribed(schema: GraphQLSchema) -> list[str]:
     """Every public type, field, input field, argument and enum value without a
-    description (GraphQL's introspection types, built-in scalars and the descriptions
-    of the root types excepted)."""
-    # The root types are merged from the feature roots (`schema/__init__.py`, by
-    # Strawberry's `merge_types`, which takes no description); their fields say it all.
-    roots = {
-        t.name for t in (schema.query_type, schema.mutation_type, schema.subscription_type) if t
-    }
+    description (GraphQL's introspection types and built-in scalars excepted)."""
     missing: list[str] = []
     for name, named in sorted(schema.type_map.items()):
         if name in introspection_types or name in specified_scalar_types:
             continue
-        if not named.description and name not in roots:
+        if not named.description:
             missing.append(f"type {name}")
         if isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
             for field_name, field in named.fields.items():
