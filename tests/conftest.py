@@ -25,6 +25,7 @@ import uvicorn
 from databases import Database
 from starlette.applications import Starlette
 
+import db.demo
 import db.migrate
 from db.core import create_database
 from liventix.app import create_app
@@ -32,6 +33,7 @@ from liventix.auth import Role, mint_token
 from liventix.clock import FrozenClock
 from liventix.embedded import server_url, start_embedded
 from liventix.settings import Settings, load_settings
+from liventix.ws import GraphQLTransportWS
 from tests.support import GraphQLClient, WSClient, free_port
 
 TEMPLATE_NAME = f"liventix_tpl_{os.getpid()}"
@@ -242,3 +244,17 @@ async def ws(server: ServerThread) -> AsyncIterator[Callable[..., Any]]:
     yield connect
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def demo(database: Database) -> None:
+    """The demo data (organizer, events, tiers, posts) in this test's database."""
+    await db.demo.seed(database)
+
+
+@pytest.fixture
+def handler(server: ServerThread) -> GraphQLTransportWS:
+    """The running server's `graphql-transport-ws` handler, to inspect its state."""
+    app: Any = server.server.config.app
+    websockets: GraphQLTransportWS = app.state.websockets
+    return websockets

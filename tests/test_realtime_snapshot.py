@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import pytest
 from databases import Database
 from starlette.applications import Starlette
 
@@ -25,7 +24,7 @@ import db.demo
 from liventix.auth import Role
 from liventix.subscriptions.sharing import plan
 from liventix.ws import GraphQLTransportWS
-from tests.conftest import ServerThread
+from tests.realtime_support import until
 from tests.support import WSClient
 
 AVAILABILITY = """subscription Availability($e: ID!) {
@@ -43,25 +42,6 @@ RESERVE = """mutation($t: ID!) { reserveTickets(tierId: $t, quantity: 1) { __typ
 
 WS = Callable[..., Any]
 EVENT = str(db.demo.EVENT_IDS[0])
-
-
-@pytest.fixture
-async def demo(database: Database) -> None:
-    await db.demo.seed(database)
-
-
-@pytest.fixture
-def handler(server: ServerThread) -> GraphQLTransportWS:
-    app: Any = server.server.config.app
-    websockets: GraphQLTransportWS = app.state.websockets
-    return websockets
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll state that has no event to wait on (the server lives in another thread)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def reserve(buyer: WSClient, tier_id: str) -> None:

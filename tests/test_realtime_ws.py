@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from databases import Database
 from starlette.applications import Starlette
 
@@ -19,7 +18,7 @@ import db.events
 from liventix.auth import Role
 from liventix.realtime import metrics
 from liventix.ws import GraphQLTransportWS
-from tests.conftest import ServerThread
+from tests.realtime_support import until
 from tests.support import WSClient
 
 AVAILABILITY = """subscription Availability($e: ID!) {
@@ -39,25 +38,6 @@ POST = """mutation($e: ID!, $text: String!) {
 
 WS = Callable[..., Any]
 EVENT = str(db.demo.EVENT_IDS[0])
-
-
-@pytest.fixture
-async def demo(database: Database) -> None:
-    await db.demo.seed(database)
-
-
-@pytest.fixture
-def handler(server: ServerThread) -> GraphQLTransportWS:
-    app: Any = server.server.config.app
-    websockets: GraphQLTransportWS = app.state.websockets
-    return websockets
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll server-side state that has no event to wait on (it lives in another thread)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def run_once(client: WSClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
