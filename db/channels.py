@@ -59,6 +59,18 @@ def _id_in(channel: object, prefix: str) -> uuid.UUID | None:
     return _uuid(channel[len(prefix) :])
 
 
+def _addressed(wire: Mapping[str, Any], prefix: str) -> tuple[uuid.UUID, object] | Resync | None:
+    """The id and op of a wire object on a channel of this kind; a `Resync` if that is
+    what it says; None for another channel."""
+    channel_id = _id_in(wire.get("ch"), prefix)
+    if channel_id is None:
+        return None
+    op = wire.get("op")
+    if op == RESYNC:
+        return Resync(f"{prefix}{channel_id}")
+    return channel_id, op
+
+
 def _uuid(value: object) -> uuid.UUID | None:
     if isinstance(value, uuid.UUID):
         return value
@@ -131,12 +143,10 @@ class FeedMessage:
 
     @classmethod
     def decode(cls, wire: Mapping[str, Any]) -> FeedMessage | Resync | None:
-        event_id = _id_in(wire.get("ch"), cls.PREFIX)
-        op = wire.get("op")
-        if event_id is None:
-            return None
-        if op == RESYNC:
-            return Resync(cls.channel_of(event_id))
+        head = _addressed(wire, cls.PREFIX)
+        if not isinstance(head, tuple):
+            return head
+        event_id, op = head
         if op not in get_args(FeedKind):
             return None
         post_id = _uuid(wire["post_id"]) if "post_id" in wire else None
@@ -203,12 +213,10 @@ class TierMessage:
 
     @classmethod
     def decode(cls, wire: Mapping[str, Any]) -> TierMessage | Resync | None:
-        event_id = _id_in(wire.get("ch"), cls.PREFIX)
-        op = wire.get("op")
-        if event_id is None:
-            return None
-        if op == RESYNC:
-            return Resync(cls.channel_of(event_id))
+        head = _addressed(wire, cls.PREFIX)
+        if not isinstance(head, tuple):
+            return head
+        event_id, op = head
         if op != cls.OP:
             return None
         tier_id = _uuid(wire.get("tier_id"))
@@ -252,12 +260,10 @@ class UserMessage:
 
     @classmethod
     def decode(cls, wire: Mapping[str, Any]) -> UserMessage | Resync | None:
-        user_id = _id_in(wire.get("ch"), cls.PREFIX)
-        op = wire.get("op")
-        if user_id is None:
-            return None
-        if op == RESYNC:
-            return Resync(cls.channel_of(user_id))
+        head = _addressed(wire, cls.PREFIX)
+        if not isinstance(head, tuple):
+            return head
+        user_id, op = head
         order_id = _uuid(wire.get("order_id"))
         if op not in get_args(UserKind) or order_id is None:
             return None
