@@ -68,3 +68,15 @@ async def recent_runs(database: Database, job: str, limit: int = 20) -> list[dic
             limit,
         )
     return [dict(r) for r in rows]
+
+
+async def get_run(database: Database, job: str, run_id: int) -> dict[str, Any] | None:
+    """One run of `job`, or None."""
+    async with connection(database) as conn:
+        row = await conn.fetchrow(
+            """SELECT id, job, status, started_at, finished_at, items, error, report
+                 FROM ops.job_runs WHERE job = $1 AND id = $2""",
+            job,
+            run_id,
+        )
+    return dict(row) if row else None

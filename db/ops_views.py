@@ -45,6 +45,11 @@ async def reconciliation_reports(database: Database, limit: int) -> list[dict[st
     return await db.jobs.recent_runs(database, JOB_NAME, limit)
 
 
+async def reconciliation_report(database: Database, run_id: int) -> dict[str, Any] | None:
+    """One reconciliation run, or None."""
+    return await db.jobs.get_run(database, JOB_NAME, run_id)
+
+
 async def alert_counts(database: Database) -> tuple[int, int]:
     """The platform's two alert queries (both 0 on a healthy database): paid orders
     without tickets, and tiers with negative availability."""

@@ -101,6 +101,14 @@ async def get_order_tickets(
     return [grouped.get(i, []) for i in order_ids]
 
 
+async def get_tickets(database: Database, ids: list[uuid.UUID]) -> list[TicketRecord | None]:
+    """Tickets in the order of `ids` (a DataLoader batch); visibility is the caller's."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(f"{TICKET_SELECT} WHERE t.id = ANY($1::uuid[])", ids)
+    by_id = {row["id"]: TicketRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
 async def list_user_orders(
     database: Database, user_id: uuid.UUID, *, first: int, after: str | None
 ) -> Page[OrderRecord]:

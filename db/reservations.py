@@ -46,6 +46,17 @@ async def active_holds(database: Database, user_id: uuid.UUID, now: datetime) ->
     return [HoldRecord.from_row(row) for row in rows]
 
 
+async def get_holds(database: Database, ids: list[uuid.UUID]) -> list[HoldRecord | None]:
+    """Holds in the order of `ids`, in any status (a DataLoader batch); whose they are
+    is the caller's to check."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {HOLD_COLUMNS} FROM ticketing.ticket_holds WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: HoldRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
 _RESERVE_CONTEXT = f"""
 SELECT {T_COLUMNS}, e.status AS event_status,
        h.id AS hold_id, h.quantity AS hold_quantity, h.order_id AS hold_order_id,

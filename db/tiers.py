@@ -138,6 +138,17 @@ async def tiers_for_events(
     return [by_event[i] for i in event_ids]
 
 
+async def get_tiers(database: Database, ids: list[uuid.UUID]) -> list[TierRecord | None]:
+    """Tiers in the order of `ids` (a DataLoader batch, or a fresh read); whether a
+    viewer sees one listed is `tier_listed`'s decision."""
+    async with connection(database) as conn:
+        rows = await conn.fetch(
+            f"SELECT {TIER_COLUMNS} FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])", ids
+        )
+    by_id = {row["id"]: TierRecord.from_row(row) for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
 # --- organizer writes ----------------------------------------------------------------
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")

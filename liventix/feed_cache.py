@@ -32,6 +32,7 @@ from graphql.language import StringValueNode, VariableNode
 from db.channels import FeedMessage
 from liventix.clock import Clock
 from liventix.realtime import Hub, Watch
+from resolvers.ids import EVENT, parse_ids
 
 CACHEABLE_FIELDS = frozenset({"eventFeed"})
 DEFAULT_TTL = 1.0  # seconds; bounds what no feed announcement covers
@@ -209,14 +210,15 @@ class FeedResponseCache:
         variables = payload.get("variables") or {}
         if not isinstance(query, str) or not isinstance(variables, dict):
             return None
+        if payload.get("extensions"):
+            return None  # a persisted query's hash: checked, and stored, by the view
         shape = self._shape(query)
         if shape is None:
             return None
-        try:
-            ids = [uuid.UUID(v) for v in shape.literal_events]
-            ids += [uuid.UUID(str(variables[name])) for name in shape.event_variables]
-        except (KeyError, ValueError):
+        if any(name not in variables for name in shape.event_variables):
             return None
+        given = [*shape.literal_events, *(str(variables[n]) for n in shape.event_variables)]
+        ids = parse_ids(given, EVENT)
         if not ids:
             return None
         canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()

@@ -10,8 +10,8 @@ import db.tiers
 from db.channels import Resync, TierMessage
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
-from resolvers.ids import parse_id
-from resolvers.ticketing import visible_event
+from resolvers.ids import EVENT, EVENT_AVAILABILITY, TIER_AVAILABILITY, parse_id
+from resolvers.ticketing import visible_event, visible_tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,31 @@ async def _snapshot(
     return {r.id: TierCounts.of(r) for r in shown}, {r.id: r.version for r in shown}
 
 
+async def event_availability(info: Info, id: str) -> Availability | None:
+    """An event's availability now (as the subscription's SNAPSHOT), by its global id;
+    null when the event is not visible to the viewer."""
+    event_id = parse_id(id, EVENT_AVAILABILITY)
+    if event_id is None:
+        return None
+    visible, manages = await visible_event(info, event_id)
+    if not visible:
+        return None
+    state, _ = await _snapshot(info, event_id, manages)
+    return Availability(
+        event_id=event_id, reason="snapshot", changed_tier_id=None, tiers=list(state.values())
+    )
+
+
+async def tier_counts(info: Info, id: str) -> TierCounts | None:
+    """One tier's counters now, by its availability's global id, for whoever may see
+    the tier (`resolvers.ticketing.visible_tier`)."""
+    tier_id = parse_id(id, TIER_AVAILABILITY)
+    if tier_id is None:
+        return None
+    record = await visible_tier(info, tier_id)
+    return TierCounts.of(record) if record else None
+
+
 async def tier_availability(info: Info, event_id: str) -> AsyncGenerator[Availability, None]:
     """The current state of an event's tiers, then the state after every committed change.
 
@@ -68,7 +93,7 @@ async def tier_availability(info: Info, event_id: str) -> AsyncGenerator[Availab
     what the snapshot already shows (committed before the read, delivered after it) is
     skipped instead of briefly rolling the counters back.
     """
-    parsed = parse_id(event_id)
+    parsed = parse_id(event_id, EVENT)
     if parsed is None:
         raise ClientError("Event not found", ClientCode.NOT_FOUND)
     visible, manages = await visible_event(info, parsed)

@@ -13,7 +13,7 @@ from db.errors import EventCode, EventError
 from resolvers.access import organizer, signed_in
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
-from resolvers.ids import parse_id
+from resolvers.ids import EVENT, parse_id
 
 MAX_PAGE = 100
 
@@ -39,7 +39,7 @@ class EventSlice:
 
 
 def _event_id(id: str) -> uuid.UUID:
-    event_id = parse_id(id)
+    event_id = parse_id(id, EVENT)
     if event_id is None:
         raise EventError("Event not found", code=EventCode.EVENT_NOT_FOUND, field="id")
     return event_id
@@ -47,7 +47,7 @@ def _event_id(id: str) -> uuid.UUID:
 
 async def event(info: Info, id: str) -> db.events.EventRecord | None:
     """An event by id: published/canceled ones for anyone, drafts for their organizer."""
-    event_id = parse_id(id)
+    event_id = parse_id(id, EVENT)
     if event_id is None:
         return None
     record = await event_of(info, event_id)

@@ -18,7 +18,7 @@ from db.errors import FeedCode, FeedError
 from resolvers.access import seen, signed_in
 from resolvers.context import Context, Info
 from resolvers.errors import ClientCode, ClientError
-from resolvers.ids import parse_id
+from resolvers.ids import EVENT, POST, parse_id
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -65,7 +65,7 @@ async def event_feed(
     """An event's posts, newest first; empty for unknown events and others' drafts."""
     ctx = info.context
     before = before_seq(after)
-    eid = parse_id(event_id)
+    eid = parse_id(event_id, EVENT)
     if eid is None:
         return FeedSlice(page=db.feed.FeedPage([], False), has_previous=False)
     page = await db.feed.event_feed_page(
@@ -92,7 +92,7 @@ async def home_feed(
 async def post(info: Info, id: str) -> db.feed.FeedRow | None:
     """One post, if it exists, is not deleted and its event is visible to the viewer."""
     ctx = info.context
-    pid = parse_id(id)
+    pid = parse_id(id, POST)
     if pid is None:
         return None
     (row,) = await db.feed.get_feed_rows(ctx.db, [pid])
@@ -111,7 +111,7 @@ async def create_post(
     """Post to an event's feed; the row comes back as a feed page shows it."""
     ctx = info.context
     author_id = signed_in(info, "Sign in to post")
-    eid = parse_id(event_id)
+    eid = parse_id(event_id, EVENT)
     if eid is None:
         raise FeedError("No such event", code=FeedCode.EVENT_NOT_FOUND, field="event_id")
     await seen(info)
@@ -132,7 +132,7 @@ async def delete_post(info: Info, post_id: str) -> db.feed.PostRecord:
     """Soft-delete a post: its author, the event's organizer or an admin."""
     ctx = info.context
     viewer_id = signed_in(info, "Sign in to delete posts")
-    pid = parse_id(post_id)
+    pid = parse_id(post_id, POST)
     if pid is None:
         raise FeedError("No such post", code=FeedCode.POST_NOT_FOUND, field="post_id")
     return await db.feed.delete_post(

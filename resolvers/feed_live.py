@@ -18,7 +18,7 @@ from liventix.realtime.hub import SubscriberTooSlow
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
 from resolvers.feed import before_seq
-from resolvers.ids import parse_id
+from resolvers.ids import EVENT, parse_id
 
 REPLAY_LIMIT = 200
 
@@ -63,7 +63,7 @@ async def event_feed_updates(
     """
     ctx = info.context
     after_seq = before_seq(after)
-    eid = parse_id(event_id)
+    eid = parse_id(event_id, EVENT)
     (event,) = await db.events.get_events(ctx.db, [eid]) if eid else (None,)
     if event is None or not db.events.event_visible(event, ctx.viewer.user_id, ctx.viewer.is_admin):
         raise ClientError("No such event", ClientCode.EVENT_NOT_FOUND)

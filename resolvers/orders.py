@@ -21,7 +21,7 @@ from liventix.payments import flows
 from resolvers.access import seen, signed_in
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
-from resolvers.ids import parse_id, parse_ids
+from resolvers.ids import EVENT, HOLD, ORDER, TICKET, parse_id, parse_ids
 
 MAX_PAGE = 100
 
@@ -32,9 +32,10 @@ CHECK_IN_REFUSALS = {
 }
 
 
-def ids(values: Sequence[str], field: str) -> list[uuid.UUID]:
-    """The UUIDs of client-supplied IDs; INVALID_INPUT naming `field` if any is not one."""
-    parsed = parse_ids(values)
+def ids(values: Sequence[str], type_name: str, field: str) -> list[uuid.UUID]:
+    """The UUIDs of client-supplied ids of `type_name`; INVALID_INPUT naming `field` if any
+    is not one."""
+    parsed = parse_ids(values, type_name)
     if parsed is None:
         raise ClientError("Not a valid id", ClientCode.INVALID_INPUT, field)
     return parsed
@@ -50,7 +51,7 @@ async def checkout(info: Info, hold_ids: Sequence[str], contact: Contact) -> flo
     """Turn the viewer's holds into a pending order and a payment intent."""
     ctx = info.context
     user_id = signed_in(info)
-    holds = ids(hold_ids, "hold_ids")
+    holds = ids(hold_ids, HOLD, "hold_ids")
     await seen(info)
     return await flows.checkout(
         ctx.db,
@@ -68,8 +69,8 @@ async def refund_order(
     """Refund a whole order, or some tickets of it (the event's organizer or an admin)."""
     ctx = info.context
     actor = signed_in(info)
-    (order,) = ids([order_id], "order_id")
-    tickets = None if ticket_ids is None else ids(ticket_ids, "ticket_ids")
+    (order,) = ids([order_id], ORDER, "order_id")
+    tickets = None if ticket_ids is None else ids(ticket_ids, TICKET, "ticket_ids")
     if len(reason) > 500:
         raise ClientError("Reason is too long", ClientCode.INVALID_INPUT, "reason")
     return await flows.refund(
@@ -133,17 +134,35 @@ async def my_tickets(
 
 async def order(info: Info, id: str) -> db.order_records.OrderRecord | None:
     """An order visible to its buyer, its event's organizer and admins; else null."""
-    viewer = info.context.viewer
     user_id = signed_in(info)
-    order_id = parse_id(id)
-    if order_id is None:
+    order_id = parse_id(id, ORDER)
+    return await _visible_order(info, user_id, order_id) if order_id else None
+
+
+async def ticket(info: Info, id: str) -> db.order_records.TicketRecord | None:
+    """A ticket, for whoever may see its order (as in `Order.tickets`); else null."""
+    user_id = signed_in(info)
+    ticket_id = parse_id(id, TICKET)
+    if ticket_id is None:
         return None
+    record: db.order_records.TicketRecord | None = await info.context.loaders.get(
+        db.order_queries.get_tickets
+    ).load(ticket_id)
+    if record is None or await _visible_order(info, user_id, record.order_id) is None:
+        return None
+    return record
+
+
+async def _visible_order(
+    info: Info, user_id: uuid.UUID, order_id: uuid.UUID
+) -> db.order_records.OrderRecord | None:
+    """The order if the viewer may see it: its buyer, its event's organizer, admins."""
     record: db.order_records.OrderRecord | None = await info.context.loaders.get(
         db.order_queries.get_orders
     ).load(order_id)
     if record is None:
         return None
-    if record.user_id == user_id or viewer.is_admin:
+    if record.user_id == user_id or info.context.viewer.is_admin:
         return record
     organizer = await db.order_queries.event_organizer(info.context.db, record.event_id)
     return record if organizer == user_id else None
@@ -159,7 +178,7 @@ async def event_orders(
     """An event's orders, for its organizer or an admin."""
     ctx = info.context
     actor = signed_in(info)
-    (event,) = ids([event_id], "event_id")
+    (event,) = ids([event_id], EVENT, "event_id")
     if not 1 <= first <= MAX_PAGE:
         raise ClientError(f"first must be 1 to {MAX_PAGE}", ClientCode.INVALID_INPUT, "first")
     return await db.order_queries.list_event_orders(

@@ -12,6 +12,7 @@ import db.users
 from resolvers.access import seen, signed_in
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
+from resolvers.ids import USER, VIEWER, parse_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,20 @@ async def update_display_name(info: Info, display_name: str) -> ViewerRecord:
 async def user(info: Info, user_id: uuid.UUID) -> db.users.Profile | None:
     """A user's public profile (batched per request)."""
     return await info.context.loaders.profile(user_id)
+
+
+async def user_by_id(info: Info, id: str) -> db.users.Profile | None:
+    """A user's public profile by global id, for anyone (as `Post.author` shows it)."""
+    user_id = parse_id(id, USER)
+    return await user(info, user_id) if user_id else None
+
+
+async def viewer_by_id(info: Info, id: str) -> ViewerRecord | None:
+    """The viewer, when `id` is their own `Viewer` id; null for anyone else's."""
+    user_id = parse_id(id, VIEWER)
+    if user_id is None or user_id != info.context.viewer.user_id:
+        return None
+    return await viewer(info)
 
 
 async def clock(interval_seconds: int, count: int) -> AsyncGenerator[datetime, None]:

@@ -22,6 +22,7 @@ from schema.errors import log_errors
 from schema.extensions import build_extensions
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
+from schema.root.node import NodeQuery
 from schema.root.operations import OperationsQuery
 from schema.root.orders import OrdersMutation, OrdersQuery
 from schema.root.ticketing import TicketingMutation, TicketingQuery, TicketingSubscription
@@ -37,6 +38,7 @@ QUERIES: tuple[type, ...] = (
     TicketingQuery,
     OrdersQuery,
     OperationsQuery,
+    NodeQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     UsersMutation,

@@ -22,7 +22,9 @@ import resolvers.ticketing
 import resolvers.users
 from resolvers.context import Info
 from resolvers.events import EventDraft, EventSlice
+from resolvers.ids import EVENT
 from schema.inputs import set_fields
+from schema.node import Node, node_id
 from schema.ticketing import TicketingError, TicketTier
 from schema.users import User
 
@@ -41,8 +43,7 @@ class EventStatus(Enum):
 
 
 @strawberry.type(description="An event, owned by an organizer, with its ticket tiers.")
-class Event:
-    id: strawberry.ID = strawberry.field(description="Stable event id (a UUID).")
+class Event(Node):
     title: str = strawberry.field(description="Title, 1-200 characters.")
     description: str = strawberry.field(
         description="Free text, at most 10,000 characters; empty if none."
@@ -62,12 +63,14 @@ class Event:
     updated_at: datetime = strawberry.field(
         description="When the event itself last changed (not its tiers or sales)."
     )
+    key: strawberry.Private[uuid.UUID]
     organizer_id: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_record(cls, record: db.events.EventRecord) -> Event:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=node_id(EVENT, record.id),
+            key=record.id,
             title=record.title,
             description=record.description,
             venue=record.venue,
@@ -92,9 +95,7 @@ class Event:
         "listed only for the event's organizer and admins."
     )
     async def tiers(self, info: Info) -> list[TicketTier]:
-        records = await resolvers.ticketing.listed_tiers(
-            info, uuid.UUID(self.id), self.organizer_id
-        )
+        records = await resolvers.ticketing.listed_tiers(info, self.key, self.organizer_id)
         return [TicketTier.from_record(r) for r in records]
 
 

@@ -20,9 +20,11 @@ import db.feed
 import db.pages
 from resolvers.feed import FeedSlice
 from resolvers.feed_live import FeedChange, FeedGap, PostAdded, PostRemoved
+from resolvers.ids import EVENT, POST
 from schema.errors import UserError
 from schema.events import Event
 from schema.inputs import enum_value_of
+from schema.node import Node, node_id
 from schema.users import User
 
 
@@ -78,8 +80,7 @@ class MediaInput:
 
 
 @strawberry.type(description="A post in an event's feed.")
-class Post:
-    id: strawberry.ID = strawberry.field(description="Stable post id (a UUID).")
+class Post(Node):
     text: str = strawberry.field(
         description="The text, at most 2,000 characters; empty for a media-only post."
     )
@@ -91,7 +92,7 @@ class Post:
     def from_row(cls, row: db.feed.FeedRow) -> Post:
         post = row.post
         return cls(
-            id=strawberry.ID(str(post.id)),
+            id=node_id(POST, post.id),
             text=post.text,
             media=[Media.from_item(item) for item in post.media],
             created_at=post.created_at,
@@ -212,7 +213,7 @@ class DeletePostPayload:
 
     @classmethod
     def from_record(cls, post: db.feed.PostRecord) -> DeletePostPayload:
-        return cls(post_id=strawberry.ID(str(post.id)), event_id=strawberry.ID(str(post.event_id)))
+        return cls(post_id=node_id(POST, post.id), event_id=node_id(EVENT, post.event_id))
 
 
 CreatePostResult = Annotated[
@@ -269,12 +270,12 @@ def feed_update(change: FeedChange) -> PostCreated | PostDeleted | FeedResync:
         return PostCreated(post=Post.from_row(change.row), cursor=change.cursor)
     if isinstance(change, PostRemoved):
         return PostDeleted(
-            post_id=strawberry.ID(str(change.post_id)),
-            event_id=strawberry.ID(str(change.event_id)),
+            post_id=node_id(POST, change.post_id),
+            event_id=node_id(EVENT, change.event_id),
         )
     assert isinstance(change, FeedGap)
     return FeedResync(
-        event_id=strawberry.ID(str(change.event_id)),
+        event_id=node_id(EVENT, change.event_id),
         reason=change.reason,
         last_cursor=change.last_cursor,
     )

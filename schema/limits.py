@@ -11,8 +11,9 @@ Both rules read the document alone, so the validation cache may keep their verdi
   multiplies the cost of its selection by its size: the literal ``first``/``last``/
   ``limit`` argument, `VARIABLE_PAGE_SIZE` when that argument is a variable (its value
   is not known at validation time; resolvers refuse more than that), the argument's
-  default when it is left out, and `DEFAULT_LIST_SIZE` for a list without such an
-  argument. A connection's size applies to the list inside it (``edges``), once.
+  default when it is left out, the number of ids of ``nodes(ids:)``, and
+  `DEFAULT_LIST_SIZE` for a list without such an argument. A connection's size applies
+  to the list inside it (``edges``), once.
   Introspection fields count 1 each: the schema bounds their answer. Over the limit the
   operation is refused with code ``QUERY_TOO_COSTLY`` before anything runs.
 """
@@ -35,6 +36,7 @@ from graphql import (
     GraphQLObjectType,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
@@ -45,6 +47,7 @@ from graphql import (
 from graphql.validation import ValidationRule
 
 SIZE_ARGUMENTS = ("first", "last", "limit")
+LIST_ARGUMENTS = ("ids",)  # a list argument whose length is the size (`nodes(ids:)`)
 VARIABLE_PAGE_SIZE = 100  # the largest page the resolvers serve (`first` 1-100)
 DEFAULT_LIST_SIZE = 10  # assumed length of a list without a size argument
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
@@ -234,6 +237,10 @@ class _Costs:
     @staticmethod
     def _size(node: FieldNode, arguments: dict[str, Any]) -> int | None:
         for argument in node.arguments or ():
+            if argument.name.value in LIST_ARGUMENTS:
+                if isinstance(argument.value, ListValueNode):
+                    return len(argument.value.values)
+                return VARIABLE_PAGE_SIZE
             if argument.name.value in SIZE_ARGUMENTS:
                 if isinstance(argument.value, IntValueNode):
                     return max(int(argument.value.value), 0)

@@ -12,6 +12,9 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from resolvers.ids import EVENT, RECONCILIATION_REPORT
+from schema.node import Node, node_id
+
 
 @strawberry.type(description="Operations view of one event's sales (admins).")
 class EventHealth:
@@ -36,7 +39,7 @@ class EventHealth:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EventHealth:
         fields = {k: row[k] for k in cls.__annotations__ if k != "event_id"}
-        return cls(event_id=strawberry.ID(str(row["event_id"])), **fields)
+        return cls(event_id=node_id(EVENT, row["event_id"]), **fields)
 
 
 @strawberry.type(description="Whether an upcoming event is ready to sell and admit (admins).")
@@ -61,12 +64,11 @@ class EventReadiness:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EventReadiness:
         fields = {k: row[k] for k in cls.__annotations__ if k != "event_id"}
-        return cls(event_id=strawberry.ID(str(row["event_id"])), **fields)
+        return cls(event_id=node_id(EVENT, row["event_id"]), **fields)
 
 
 @strawberry.type(description="One run of the reconciliation job and what it repaired.")
-class ReconciliationReport:
-    id: strawberry.ID = strawberry.field(description="The run's id.")
+class ReconciliationReport(Node):
     status: str = strawberry.field(description="`running`, then `ok` or `failed`.")
     started_at: datetime = strawberry.field(description="When the run started.")
     finished_at: datetime | None = strawberry.field(
@@ -81,7 +83,7 @@ class ReconciliationReport:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ReconciliationReport:
         return cls(
-            id=strawberry.ID(str(row["id"])),
+            id=node_id(RECONCILIATION_REPORT, row["id"]),
             status=row["status"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],

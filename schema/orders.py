@@ -26,8 +26,10 @@ import resolvers.events
 import resolvers.orders
 from liventix.payments.flows import CheckoutResult as CheckoutRecord
 from resolvers.context import Info
+from resolvers.ids import EVENT, ORDER, TICKET, TIER
 from schema.errors import UserError
 from schema.events import Event
+from schema.node import Node, node_id
 
 
 @strawberry.enum(description="Where an order is; statuses only move forward.")
@@ -170,8 +172,7 @@ class OrderItem:
 
 
 @strawberry.type(description="A ticket: one admission to an event.")
-class Ticket:
-    id: strawberry.ID = strawberry.field(description="Stable ticket id (a UUID).")
+class Ticket(Node):
     order_id: strawberry.ID = strawberry.field(description="The order that bought it.")
     tier_id: strawberry.ID = strawberry.field(description="Its tier.")
     status: TicketStatus = strawberry.field(description="Whether the ticket admits.")
@@ -185,9 +186,9 @@ class Ticket:
     @classmethod
     def from_record(cls, record: db.order_records.TicketRecord) -> Ticket:
         return cls(
-            id=strawberry.ID(str(record.id)),
-            order_id=strawberry.ID(str(record.order_id)),
-            tier_id=strawberry.ID(str(record.tier_id)),
+            id=node_id(TICKET, record.id),
+            order_id=node_id(ORDER, record.order_id),
+            tier_id=node_id(TIER, record.tier_id),
             status=TicketStatus(record.status),
             sequence_number=record.sequence_number,
             checked_in_at=record.checked_in_at,
@@ -211,8 +212,7 @@ class Ticket:
 
 
 @strawberry.type(description="An order: the tickets of one event bought in one payment.")
-class Order:
-    id: strawberry.ID = strawberry.field(description="Stable order id (a UUID).")
+class Order(Node):
     status: OrderStatus = strawberry.field(description="Where the order is.")
     total_cents: int = strawberry.field(
         description="Amount charged, in the currency's minor unit (cents); 0 for free orders."
@@ -236,7 +236,7 @@ class Order:
     @classmethod
     def from_record(cls, record: db.order_records.OrderRecord) -> Order:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=node_id(ORDER, record.id),
             status=OrderStatus(record.status),
             total_cents=record.total_cents,
             refunded_cents=record.refunded_cents,
@@ -250,7 +250,7 @@ class Order:
 
     @strawberry.field(description="The event the order is for.")
     def event_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.record.event_id))
+        return node_id(EVENT, self.record.event_id)
 
     @strawberry.field(description="The event the order is for.")
     async def event(self, info: Info) -> Event | None:
@@ -275,7 +275,7 @@ class Order:
         records = await resolvers.orders.order_items(info, self.record.id)
         return [
             OrderItem(
-                tier_id=strawberry.ID(str(r.tier_id)),
+                tier_id=node_id(TIER, r.tier_id),
                 tier_name=r.tier_name,
                 quantity=r.quantity,
                 unit_price_cents=r.unit_price_cents,
@@ -398,7 +398,7 @@ class RefundPayload:
     def from_outcome(cls, outcome: db.refunds.RefundOutcome) -> RefundPayload:
         return cls(
             order=Order.from_record(outcome.order),
-            refunded_tickets=[strawberry.ID(str(t)) for t in outcome.refunded_ticket_ids],
+            refunded_tickets=[node_id(TICKET, t) for t in outcome.refunded_ticket_ids],
         )
 
 

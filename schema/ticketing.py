@@ -16,9 +16,11 @@ import strawberry
 import db.holds
 import db.tiers
 from resolvers.availability import Availability, TierCounts
+from resolvers.ids import EVENT, EVENT_AVAILABILITY, HOLD, ORDER, TIER, TIER_AVAILABILITY
 from resolvers.ticketing import TierDraft
 from schema.errors import UserError
 from schema.inputs import enum_value_of, set_fields
+from schema.node import Node, node_id
 
 
 @strawberry.enum(description="Why a ticketing or event operation did not happen.")
@@ -101,8 +103,7 @@ class TierStatus(Enum):
 
 
 @strawberry.type(description="A ticket tier of an event with its live capacity counters.")
-class TicketTier:
-    id: strawberry.ID = strawberry.field(description="Stable tier id (a UUID).")
+class TicketTier(Node):
     event_id: strawberry.ID = strawberry.field(description="The event the tier belongs to.")
     name: str = strawberry.field(description="Display name, 1-100 characters.")
     price_cents: int = strawberry.field(
@@ -131,8 +132,8 @@ class TicketTier:
     @classmethod
     def from_record(cls, record: db.tiers.TierRecord) -> TicketTier:
         return cls(
-            id=strawberry.ID(str(record.id)),
-            event_id=strawberry.ID(str(record.event_id)),
+            id=node_id(TIER, record.id),
+            event_id=node_id(EVENT, record.event_id),
             name=record.name,
             price_cents=record.price_cents,
             currency=record.currency,
@@ -167,8 +168,7 @@ class HoldStatus(Enum):
 @strawberry.type(
     description="Seats reserved for the viewer while they pay; they lapse at expiresAt."
 )
-class Hold:
-    id: strawberry.ID = strawberry.field(description="Stable hold id; pass it to `checkout`.")
+class Hold(Node):
     tier_id: strawberry.ID = strawberry.field(description="The tier whose seats are held.")
     event_id: strawberry.ID = strawberry.field(description="The tier's event.")
     quantity: int = strawberry.field(description="How many tickets are held, at least 1.")
@@ -185,13 +185,13 @@ class Hold:
     @classmethod
     def from_record(cls, record: db.holds.HoldRecord) -> Hold:
         return cls(
-            id=strawberry.ID(str(record.id)),
-            tier_id=strawberry.ID(str(record.tier_id)),
-            event_id=strawberry.ID(str(record.event_id)),
+            id=node_id(HOLD, record.id),
+            tier_id=node_id(TIER, record.tier_id),
+            event_id=node_id(EVENT, record.event_id),
             quantity=record.quantity,
             status=HoldStatus(record.status),
             expires_at=record.expires_at,
-            order_id=strawberry.ID(str(record.order_id)) if record.order_id else None,
+            order_id=node_id(ORDER, record.order_id) if record.order_id else None,
             created_at=record.created_at,
         )
 
@@ -314,7 +314,7 @@ class UpdateTierInput:
 
 
 @strawberry.type(description="One tier's counters at a point in time.")
-class TierAvailability:
+class TierAvailability(Node):
     tier_id: strawberry.ID = strawberry.field(description="The tier.")
     quantity: int = strawberry.field(description="Capacity of the tier.")
     reserved: int = strawberry.field(description="Seats held by active holds.")
@@ -326,7 +326,8 @@ class TierAvailability:
     @classmethod
     def from_counts(cls, counts: TierCounts) -> TierAvailability:
         return cls(
-            tier_id=strawberry.ID(str(counts.tier_id)),
+            id=node_id(TIER_AVAILABILITY, counts.tier_id),
+            tier_id=node_id(TIER, counts.tier_id),
             quantity=counts.quantity,
             reserved=counts.reserved,
             issued=counts.issued,
@@ -354,7 +355,7 @@ class AvailabilityReason(Enum):
     "the current state; each later one follows a committed change (CHANGE, naming the "
     "tier) or a reconnect of the server's listener (RESYNC, a fresh read)."
 )
-class EventAvailability:
+class EventAvailability(Node):
     event_id: strawberry.ID = strawberry.field(description="The event.")
     reason: AvailabilityReason = strawberry.field(description="Why this message was sent.")
     changed_tier_id: strawberry.ID | None = strawberry.field(
@@ -368,8 +369,9 @@ class EventAvailability:
     def from_record(cls, record: Availability) -> EventAvailability:
         changed = record.changed_tier_id
         return cls(
-            event_id=strawberry.ID(str(record.event_id)),
+            id=node_id(EVENT_AVAILABILITY, record.event_id),
+            event_id=node_id(EVENT, record.event_id),
             reason=AvailabilityReason(record.reason),
-            changed_tier_id=strawberry.ID(str(changed)) if changed else None,
+            changed_tier_id=node_id(TIER, changed) if changed else None,
             tiers=[TierAvailability.from_counts(t) for t in record.tiers],
         )

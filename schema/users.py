@@ -8,7 +8,9 @@ from enum import Enum
 import strawberry
 
 import db.users
+from resolvers.ids import USER, VIEWER
 from resolvers.users import ViewerRecord
+from schema.node import Node, node_id
 
 
 @strawberry.enum(description="What a user may do.")
@@ -33,25 +35,21 @@ class Role(Enum):
 
 
 @strawberry.type(description="A person: fan, organizer, partner or admin. Public fields only.")
-class User:
-    id: strawberry.ID = strawberry.field(description="Stable user id (a UUID).")
+class User(Node):
     display_name: str = strawberry.field(description="Public name, 1-100 characters.")
     role: Role = strawberry.field(description="The user's role on the platform.")
 
     @classmethod
     def from_profile(cls, profile: db.users.Profile) -> User:
         return cls(
-            id=strawberry.ID(str(profile.id)),
+            id=node_id(USER, profile.id),
             display_name=profile.display_name,
             role=Role(profile.role),
         )
 
 
 @strawberry.type(description="The signed-in user, with what only they may see.")
-class Viewer:
-    id: strawberry.ID = strawberry.field(
-        description="The viewer's user id (the token's `sub`); the same id as their `User`."
-    )
+class Viewer(Node):
     role: Role = strawberry.field(description="The role the viewer's token grants.")
     display_name: str = strawberry.field(
         description="Public name, 1-100 characters (change it with `updateDisplayName`)."
@@ -63,13 +61,22 @@ class Viewer:
         description="When the viewer's token expires (UTC); null if it has no expiry. A WebSocket "
         "signed in with it is closed (4403) at that time."
     )
+    profile: strawberry.Private[db.users.Profile]
 
     @classmethod
     def from_record(cls, record: ViewerRecord) -> Viewer:
         return cls(
-            id=strawberry.ID(str(record.profile.id)),
+            id=node_id(VIEWER, record.profile.id),
             role=Role(record.role),
             display_name=record.profile.display_name,
             created_at=record.profile.created_at,
             token_expires_at=record.token_expires_at,
+            profile=record.profile,
         )
+
+    @strawberry.field(
+        description="The viewer as others see them: their `User`, e.g. to recognize their "
+        "own posts by `author.id`."
+    )
+    def user(self) -> User:
+        return User.from_profile(self.profile)

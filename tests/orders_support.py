@@ -26,7 +26,7 @@ from liventix.clock import FrozenClock
 from liventix.payments.gateways import LocalGateway
 from liventix.settings import Settings
 from liventix.signed_events import build_event, send_event
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, key_of
 
 PRICE = 2500
 
@@ -203,7 +203,7 @@ async def webhook(
     """Send a correctly signed event about `order` (a checkout payload's order)."""
     event = build_event(
         event_type,
-        order_id=order["id"],
+        order_id=str(key_of(order["id"])),
         payment_intent_id=order.get("paymentIntentId"),
         amount_cents=order["totalCents"],
         event_id=event_id,
@@ -218,9 +218,7 @@ async def webhook(
 
 async def order_row(database: Database, order_id: str | uuid.UUID) -> dict[str, Any]:
     async with connection(database) as conn:
-        row = await conn.fetchrow(
-            "SELECT * FROM ticketing.orders WHERE id = $1", uuid.UUID(str(order_id))
-        )
+        row = await conn.fetchrow("SELECT * FROM ticketing.orders WHERE id = $1", key_of(order_id))
     assert row is not None
     return dict(row)
 

@@ -17,7 +17,7 @@ import db.users
 from db.core import connection
 from liventix.auth import Role
 from liventix.settings import Settings
-from tests.support import GraphQLClient, bad_tokens
+from tests.support import GraphQLClient, bad_tokens, gid
 
 VIEWER = "{ viewer { id role displayName } }"
 
@@ -36,7 +36,7 @@ async def test_viewer_gets_a_profile_on_first_sight(
 ) -> None:
     user_id = uuid.uuid4()
     data = await client(VIEWER, token=token(Role.ORGANIZER, user_id))
-    assert data["viewer"] == {"id": str(user_id), "role": "ORGANIZER", "displayName": ""}
+    assert data["viewer"] == {"id": gid("Viewer", user_id), "role": "ORGANIZER", "displayName": ""}
 
 
 async def test_bad_tokens_get_401_with_a_clear_message(

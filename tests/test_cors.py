@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from liventix.auth import Role
 from tests.conftest import ServerThread
+from tests.support import gid
 from tests.test_graphiql import CHROMIUM, chromium
 
 ALLOWED = "http://localhost:5173"  # a default development origin (ENVIRONMENT=test)
@@ -153,7 +154,7 @@ async def test_a_browser_page_on_an_allowed_origin_calls_the_api_and_others_cann
     allowed, other = results["allowed"], results["other"]
     assert allowed["ok"], allowed
     assert allowed["status"] == 200
-    assert allowed["body"] == {"data": {"viewer": {"id": str(user_id)}}}
+    assert allowed["body"] == {"data": {"viewer": {"id": gid("Viewer", user_id)}}}
     assert allowed["requestId"]  # exposed to the page
     assert not other["ok"], other  # the browser refused the page the answer
     assert "Failed to fetch" in other["error"], other

@@ -11,7 +11,7 @@ from databases import Database
 import db.events
 import db.users
 from liventix.clock import FrozenClock
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, gid
 
 CREATE = """
 mutation($in: CreateEventInput!) {
@@ -70,7 +70,7 @@ async def test_organizer_creates_edits_publishes(
     )
     event = made["createEvent"]["event"]
     assert event["title"] == "Jazz Night" and event["status"] == "DRAFT"
-    assert event["organizer"] == {"id": str(owner_id)}
+    assert event["organizer"] == {"id": gid("User", owner_id)}
     assert (await client(EVENT, {"id": event["id"]}))["event"] is None
     assert (await client(EVENT, {"id": event["id"]}, token=owner))["event"]["id"] == event["id"]
 
@@ -127,7 +127,7 @@ async def test_events_are_paginated_soonest_first(
             database, actor, title=f"Day {days}", start_at=now + timedelta(days=days)
         )
         await db.events.set_event_status(database, actor, event.id, "published", now)
-        expected.append((days, str(event.id)))
+        expected.append((days, gid("Event", event.id)))
     await db.events.create_event(database, actor, title="Draft", start_at=now)  # not listed
     past = await db.events.create_event(
         database, actor, title="Past", start_at=now - timedelta(days=2)

@@ -23,7 +23,7 @@ from tests.feed_support import (
     scene,
     video,
 )
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, gid
 
 __all__ = ["scene"]  # the fixture, re-exported for pytest
 
@@ -151,7 +151,7 @@ async def test_a_new_users_first_post_creates_their_profile(
 ) -> None:
     newcomer = uuid.uuid4()
     ok = await create(client, token("user", newcomer), scene.event_id, "first!")
-    assert ok["post"]["author"]["id"] == str(newcomer)
+    assert ok["post"]["author"]["id"] == gid("User", newcomer)
 
 
 # -- shape ---------------------------------------------------------------------------
@@ -168,11 +168,11 @@ async def test_created_post_has_exactly_the_feed_items_type_fields_and_values(
     assert created["post"]["__typename"] == "Post"
     assert created["post"]["text"] == "hello"
     assert created["post"]["author"] == {
-        "id": str(scene.fan_id),
+        "id": gid("User", scene.fan_id),
         "displayName": "Fan",
         "role": "USER",
     }
-    assert created["post"]["event"]["id"] == str(scene.event_id)
+    assert created["post"]["event"]["id"] == gid("Event", scene.event_id)
 
 
 # -- deletion ------------------------------------------------------------------------
@@ -194,7 +194,7 @@ async def test_strangers_may_not_delete_but_the_organizer_and_author_may(
     assert by_organizer["deletePost"] == {
         "__typename": "DeletePostPayload",
         "postId": first,
-        "eventId": str(scene.event_id),
+        "eventId": gid("Event", scene.event_id),
     }
     by_author = (await client(DELETE_POST, {"postId": second}, token=scene.fan))["deletePost"]
     assert by_author["__typename"] == "DeletePostPayload"
@@ -263,7 +263,7 @@ async def test_pagination_has_no_duplicates_or_gaps_while_posts_are_created(
     client: GraphQLClient, scene: Scene, database: Database
 ) -> None:
     await _insert_posts(database, scene, 45)
-    before = {str(r["id"]) for r in await database.fetch_all("SELECT id FROM feed.posts")}
+    before = {gid("Post", r["id"]) for r in await database.fetch_all("SELECT id FROM feed.posts")}
     writer_done = asyncio.Event()
 
     async def keep_posting() -> int:

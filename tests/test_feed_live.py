@@ -20,7 +20,7 @@ from liventix.realtime import Hub
 from tests.conftest import ServerThread
 from tests.feed_support import CREATE_POST, DELETE_POST, POST_FIELDS, Scene, add_event, scene
 from tests.realtime_support import notify_raw
-from tests.support import GraphQLClient, WSClient
+from tests.support import GraphQLClient, WSClient, gid, key_of
 
 __all__ = ["scene"]  # the fixture, re-exported for pytest
 
@@ -97,7 +97,7 @@ async def test_subscriber_gets_created_and_deleted_posts_of_its_event_only(
     assert update == {
         "__typename": "PostDeleted",
         "postId": created["post"]["id"],
-        "eventId": str(scene.event_id),
+        "eventId": gid("Event", scene.event_id),
     }
     await client.expect_nothing(0.3)
 
@@ -186,7 +186,7 @@ async def test_each_post_is_loaded_once_for_all_subscribers(
     created = await post(http, scene.fan, scene.event_id, "for everyone")
     for client, op in subscribers:
         assert (await next_update(client, op))["post"] == created["post"]
-    assert loads == [[uuid.UUID(created["post"]["id"])]]
+    assert loads == [[key_of(created["post"]["id"])]]
 
 
 async def test_a_listener_gap_tells_subscribers_to_resync(
@@ -210,7 +210,7 @@ async def test_a_listener_gap_tells_subscribers_to_resync(
     update = await next_update(client, op)
     assert update == {
         "__typename": "FeedResync",
-        "eventId": str(scene.event_id),
+        "eventId": gid("Event", scene.event_id),
         "reason": "MISSED_NOTIFICATIONS",
         "lastCursor": created["edge"]["cursor"],
     }

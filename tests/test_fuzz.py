@@ -390,7 +390,7 @@ async def test_control_the_fuzzer_catches_and_explains_a_planted_crash(
     argument is found, reported with its operation, and named from the server's log."""
     original = resolvers.ids.parse_id
 
-    def planted(value: str) -> uuid.UUID | None:
+    def planted(value: str, type_name: str) -> uuid.UUID | None:
         raise RuntimeError("planted crash")
 
     # Every module that imported `parse_id` by name holds its own reference to it.

@@ -31,6 +31,7 @@ from liventix import graphiql
 from liventix.auth import Role
 from liventix.settings import DEFAULT_GRAPHIQL_ASSETS_DIR
 from tests.conftest import ServerThread
+from tests.support import gid
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
@@ -216,7 +217,9 @@ async def test_playground_runs_a_query_and_a_subscription_offline(
         )
         await run_in_playground(page, "query Me { viewer { id role } }")
         shown = await page.wait_for(f"{RESPONSE}.getValue()", lambda v: "viewer" in (v or ""))
-        assert response_json(shown) == {"data": {"viewer": {"id": str(user_id), "role": "USER"}}}
+        assert response_json(shown) == {
+            "data": {"viewer": {"id": gid("Viewer", user_id), "role": "USER"}}
+        }
 
         # A subscription streams over graphql-transport-ws; each tick replaces the last.
         await run_in_playground(page, "subscription Tick { clock(intervalSeconds: 1, count: 3) }")

@@ -35,7 +35,7 @@ from tests.orders_support import (
     webhook,
     world,
 )
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, gid, key_of
 
 __all__ = ["world"]  # the fixture, re-exported for pytest
 
@@ -53,7 +53,7 @@ async def test_purchase_end_to_end_over_http(
 ) -> None:
     """Hold → checkout → signed webhook → tickets with unique tokens → check-in."""
     held = await client(RESERVE, {"tier": str(world.tier_id), "qty": 3}, token=world.buyer_token)
-    hold_id = uuid.UUID(held["reserveTickets"]["hold"]["id"])
+    hold_id = key_of(held["reserveTickets"]["hold"]["id"])
     result = await checkout(client, world.buyer_token, [hold_id])
     assert result["__typename"] == "CheckoutPayload", result
     order = order_of(result)
@@ -125,7 +125,7 @@ async def test_double_submit_returns_the_same_order_and_intent(
     assert first["order"]["id"] == second["order"]["id"]
     assert first["paymentIntentId"] == second["paymentIntentId"]
     keys = {c["key"] for c in gateway(app).calls}
-    assert keys == {f"order-{first['order']['id']}"}
+    assert keys == {f"order-{key_of(first['order']['id'])}"}
 
 
 async def test_concurrent_repeats_of_a_checkout_share_one_order(
@@ -142,7 +142,7 @@ async def test_concurrent_repeats_of_a_checkout_share_one_order(
     assert (
         await count(database, "SELECT count(*) FROM ticketing.orders WHERE status = 'pending'") == 1
     )
-    assert {c["key"] for c in gateway(app).calls} == {f"order-{results[0]['order']['id']}"}
+    assert {c["key"] for c in gateway(app).calls} == {f"order-{key_of(results[0]['order']['id'])}"}
     assert await tier_counts(database, world.tier_id) == (10, 2, 0)
     await assert_books_balanced(database)
 
@@ -431,7 +431,7 @@ async def test_event_orders_paginate_with_cursors(
     assert len(seen) == 5 == len(set(seen))
     async with connection(database) as conn:
         newest_first = [
-            str(r["id"])
+            gid("Order", r["id"])
             for r in await conn.fetch(
                 "SELECT id FROM ticketing.orders ORDER BY created_at DESC, id DESC"
             )

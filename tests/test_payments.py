@@ -36,7 +36,7 @@ from tests.orders_support import (
     webhook,
     world,
 )
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, key_of
 
 __all__ = ["world"]
 
@@ -149,10 +149,10 @@ async def test_checkout_and_refund_call_stripe_with_keys_and_metadata(
     assert result["clientSecret"].startswith(result["paymentIntentId"] + "_secret_")
     intents = [r for r in stub.requests if r["path"] == "/v1/payment_intents"]
     assert len(intents) == 2
-    assert {r["key"] for r in intents} == {f"order-{order_id}"}
+    assert {r["key"] for r in intents} == {f"order-{key_of(order_id)}"}
     form = intents[0]["form"]
     assert form["amount"] == str(2 * PRICE) and form["currency"] == "usd"
-    assert form["metadata[order_id]"] == order_id
+    assert form["metadata[order_id]"] == str(key_of(order_id))
     assert form["receipt_email"] == "sam@example.com"
     assert intents[0]["auth"] == "Bearer sk_test_liventix"
 
@@ -166,8 +166,8 @@ async def test_checkout_and_refund_call_stripe_with_keys_and_metadata(
     assert len(refunds) == 1
     assert refunds[0]["form"]["payment_intent"] == result["paymentIntentId"]
     assert refunds[0]["form"]["amount"] == str(2 * PRICE)
-    assert refunds[0]["key"].startswith(f"order-{order_id}-refund-")
-    assert refunds[0]["form"]["metadata[order_id]"] == order_id
+    assert refunds[0]["key"].startswith(f"order-{key_of(order_id)}-refund-")
+    assert refunds[0]["form"]["metadata[order_id]"] == str(key_of(order_id))
     await assert_books_balanced(database)
 
 

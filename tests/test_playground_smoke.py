@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from databases import Database
 from graphql import (
@@ -40,7 +41,7 @@ from liventix.auth import Role, mint_token
 from liventix.settings import Settings
 from schema import build_schema
 from tests.conftest import ServerThread
-from tests.support import WSClient
+from tests.support import WSClient, gid
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 INTERNAL = "INTERNAL_SERVER_ERROR"
@@ -236,6 +237,15 @@ def argument_values(values: dict[str, str]) -> dict[str, str]:
         "Query.post.id": f'"{values["postId"]}"',
         "Query.order.id": f'"{values["orderId"]}"',
         "Query.event.id": f'"{db.demo.EVENT_IDS[0]}"',
+        "Query.node.id": f'"{values["postId"]}"',
+        "Query.nodes.ids": orjson.dumps(
+            [
+                values["postId"],
+                values["orderId"],
+                gid("Event", db.demo.EVENT_IDS[0]),
+                gid("EventAvailability", db.demo.EVENT_IDS[0]),
+            ]
+        ).decode(),
         "eventId": f'"{db.demo.EVENT_IDS[0]}"',
         "first": "5",
         "limit": "5",

@@ -15,7 +15,7 @@ import db.demo
 from db.core import transaction
 from db.notify import announce_tier
 from liventix.auth import Role
-from tests.support import ApiProcess, GraphQLClient, WSClient
+from tests.support import ApiProcess, GraphQLClient, WSClient, key_of
 from tests.test_realtime_ws import AVAILABILITY, EVENT, RESERVE
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ async def test_change_through_one_process_reaches_a_subscriber_of_the_other_and_
                     """UPDATE ticketing.ticket_tiers SET reserved_quantity = 7 WHERE id = $1
                        RETURNING id, event_id, quantity, reserved_quantity, issued_quantity,
                                  version""",
-                    tier["tierId"],
+                    key_of(tier["tierId"]),
                 )
                 await announce_tier(conn, row)
                 raise RuntimeError("roll back")

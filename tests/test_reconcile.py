@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import orjson
@@ -28,7 +27,7 @@ from tests.orders_support import (
     tier_counts,
     world,
 )
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, gid, key_of
 
 __all__ = ["world"]
 
@@ -51,7 +50,7 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
     async with transaction(database) as conn:
         await conn.execute(
             "UPDATE ticketing.orders SET status = 'paid' WHERE id = $1",
-            uuid.UUID(result["order"]["id"]),
+            key_of(result["order"]["id"]),
         )
         await conn.execute(
             "UPDATE ticketing.ticket_tiers SET issued_quantity = 3 WHERE id = $1",
@@ -61,7 +60,7 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
 
     report = await jobs.run_once(app.state.services, _job("reconcile"))
     assert report is not None
-    assert report["completed_orders"] == [result["order"]["id"]]
+    assert report["completed_orders"] == [str(key_of(result["order"]["id"]))]
     assert [c["tier_id"] for c in report["corrected_tiers"]] == [str(world.free_tier_id)]
     assert await tier_counts(database, world.tier_id) == (10, 0, 2)
     assert await tier_counts(database, world.free_tier_id) == (5, 0, 0)
@@ -76,16 +75,18 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
     )
     (run,) = data["reconciliationReports"]
     assert run["status"] == "ok" and run["items"] == 2
-    assert run["report"]["completed_orders"] == [result["order"]["id"]]
+    assert run["report"]["completed_orders"] == [str(key_of(result["order"]["id"]))]
     assert data["eventHealth"] == [
         {
-            "eventId": str(world.event_id),
+            "eventId": gid("Event", world.event_id),
             "sold": 2,
             "healthScore": 100,
             "paidOrdersWithoutTickets": 0,
         }
     ]
-    assert data["eventReadiness"] == [{"eventId": str(world.event_id), "overallStatus": "ready"}]
+    assert data["eventReadiness"] == [
+        {"eventId": gid("Event", world.event_id), "overallStatus": "ready"}
+    ]
     refused = await client.post("{ eventHealth { eventId } }", token=world.organizer_token)
     assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 

@@ -28,7 +28,7 @@ import db.users
 from db.core import connection, transaction
 from liventix import jobs
 from liventix.clock import FrozenClock
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, gid
 
 TTL = 900
 
@@ -417,7 +417,13 @@ async def test_sweeper_frees_capacity_and_subscription_reports_it(
     first = (await client.next_payload(op))["data"]["tierAvailability"]
     assert first["reason"] == "SNAPSHOT"
     assert first["tiers"] == [
-        {"tierId": str(tier.id), "quantity": 2, "reserved": 2, "issued": 0, "available": 0}
+        {
+            "tierId": gid("TicketTier", tier.id),
+            "quantity": 2,
+            "reserved": 2,
+            "issued": 0,
+            "available": 0,
+        }
     ]
     clock.advance(TTL + 1)
     (sweeper,) = [job for job in jobs.registry() if job.name == "sweep_holds"]
@@ -425,7 +431,7 @@ async def test_sweeper_frees_capacity_and_subscription_reports_it(
     report = await jobs.run_once(app.state.services, sweeper)
     assert report is not None and report["expired_holds"] == 1
     change = (await client.next_payload(op))["data"]["tierAvailability"]
-    assert (change["reason"], change["changedTierId"]) == ("CHANGE", str(tier.id))
+    assert (change["reason"], change["changedTierId"]) == ("CHANGE", gid("TicketTier", tier.id))
     assert change["tiers"][0]["available"] == 2
     async with connection(database) as conn:
         run = await conn.fetchrow(

@@ -30,7 +30,7 @@ from tests.orders_support import (
     webhook,
     world,
 )
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, key_of
 
 __all__ = ["world"]
 
@@ -215,7 +215,7 @@ async def test_the_cli_trigger_walks_an_order_to_paid_on_a_running_server(
     async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as http:
         order = await pending_order(GraphQLClient(http), database, world, clock, 2)
     url = f"{server.http_url}/webhooks/stripe"
-    response = await trigger(settings, "payment_intent.succeeded", uuid.UUID(order["id"]), url)
+    response = await trigger(settings, "payment_intent.succeeded", key_of(order["id"]), url)
     assert response.status_code == 200 and response.json()["result"] == "paid"
     assert (await order_row(database, order["id"]))["status"] == "paid"
     await assert_books_balanced(database)

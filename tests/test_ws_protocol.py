@@ -17,7 +17,7 @@ from liventix.auth import Role, mint_token
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
 from tests.conftest import ServerThread
-from tests.support import PROTOCOL, WSClient, bad_tokens
+from tests.support import PROTOCOL, WSClient, bad_tokens, gid
 
 CLOCK = "subscription { clock(intervalSeconds: 60, count: 5) }"
 TICKS = "subscription { clock(intervalSeconds: 1, count: 1) }"
@@ -73,7 +73,7 @@ async def test_query_and_mutation_over_websocket_give_one_result_then_complete(
     client = await ws(token=token(Role.USER, user_id))
     op = await client.subscribe("{ viewer { id role } }")
     payload = await client.next_payload(op)
-    assert payload == {"data": {"viewer": {"id": str(user_id), "role": "USER"}}}
+    assert payload == {"data": {"viewer": {"id": gid("Viewer", user_id), "role": "USER"}}}
     assert await client.receive() == {"id": op, "type": "complete"}
     op = await client.subscribe(
         'mutation { updateDisplayName(displayName: "Ada") { displayName } }'
