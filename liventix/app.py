@@ -27,7 +27,7 @@ from liventix.clock import Clock, SystemClock
 from liventix.database_url import resolve_database_url
 from liventix.feed_cache import FeedResponseCache
 from liventix.first_sight import FirstSight
-from liventix.graphql_view import GraphQLView
+from liventix.graphql_view import GraphQLView, with_cache_control
 from liventix.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -37,6 +37,7 @@ from liventix.middleware import (
     RequestIdMiddleware,
 )
 from liventix.payments.gateways import gateway_for
+from liventix.persisted_queries import PersistedQueries
 from liventix.realtime import Hub
 from liventix.realtime.gc_tuning import tune_for_many_connections
 from liventix.settings import Settings, load_settings
@@ -100,16 +101,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         timeout_seconds=settings.request_timeout_seconds,
     )
     websockets: GraphQLTransportWS | None = None
-    http_view: Any = None  # the view behind the feed response cache
+    http_view: Any = None  # the view behind the feed response cache and Cache-Control
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         nonlocal websockets, http_view
         async with open_services(settings, clock) as services:
-            view = GraphQLView(services, schema)
+            persisted_queries = PersistedQueries.from_settings(settings, services.db)
+            view = GraphQLView(services, schema, persisted_queries)
             feed_cache = FeedResponseCache(services.hub, clock=services.clock)
-            http_view = feed_cache.wrap(view)
-            websockets = GraphQLTransportWS(services, schema)
+            http_view = with_cache_control(
+                feed_cache.wrap(view), max_age=settings.persisted_query_max_age
+            )
+            websockets = GraphQLTransportWS(services, schema, persisted_queries)
             app.state.services = services
             app.state.websockets = websockets
             app.state.feed_cache = feed_cache

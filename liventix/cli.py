@@ -1,4 +1,5 @@
-"""The `liventix` command: serve, migrate, seed-demo, token, webhook, reconcile and schema."""
+"""The `liventix` command: serve, migrate, seed-demo, token, webhook, reconcile, schema
+and persisted-queries."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,15 +21,18 @@ import orjson
 import db.demo
 import db.jobs
 import db.migrate
+import db.persisted_queries
 import db.reconcile
 from db.core import create_database
-from liventix import jobs
+from db.persisted_queries import Registration
+from liventix import jobs, operation_files
 from liventix.auth import Role, mint_token
 from liventix.clock import SystemClock
 from liventix.database_url import resolve_database_url
 from liventix.payments.gateways import gateway_for
 from liventix.settings import Settings, SettingsError, load_settings
 from liventix.signed_events import EVENT_TYPES, trigger
+from resolvers.ids import ORDER, parse_id
 from schema import build_schema
 
 
@@ -73,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         "webhook", help="send a signed Stripe test event for an order to a running server"
     )
     hook.add_argument("event_type", choices=EVENT_TYPES)
-    hook.add_argument("--order", type=uuid.UUID, required=True, help="order id")
+    hook.add_argument(
+        "--order", type=_order_id, required=True, help="order id (as the API gave it)"
+    )
     hook.add_argument(
         "--url", help="webhook URL (default: /webhooks/stripe on HOST and PORT, as `serve` binds)"
     )
@@ -86,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sdl = commands.add_parser("schema", help="print the GraphQL schema as SDL (no database needed)")
     sdl.set_defaults(handler=_schema)
+
+    persisted = commands.add_parser(
+        "persisted-queries", help="the allow-list of operations (PERSISTED_QUERIES=allowlist)"
+    )
+    actions = persisted.add_subparsers(required=True, metavar="ACTION")
+    register = actions.add_parser(
+        "register",
+        help="register every operation of the .graphql files under a folder, as clients hash it",
+    )
+    register.add_argument("folder", type=Path, metavar="DIR")
+    register.set_defaults(handler=_register_persisted_queries)
+    listing = actions.add_parser("list", help="list stored persisted queries")
+    listing.add_argument(
+        "--kind", choices=[k.value for k in db.persisted_queries.Kind], help="only this kind"
+    )
+    listing.set_defaults(handler=_list_persisted_queries)
     return parser
 
 
@@ -170,6 +193,14 @@ def local_webhook_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}/webhooks/stripe"
 
 
+def _order_id(value: str) -> uuid.UUID:
+    """An order's id as `checkout` returned it (or its bare UUID), for argparse."""
+    order_id = parse_id(value, ORDER)
+    if order_id is None:
+        raise argparse.ArgumentTypeError(f"not an order id: {value!r}")
+    return order_id
+
+
 def _webhook(settings: Settings, args: argparse.Namespace) -> int:
     url = args.url or local_webhook_url(settings)
     try:
@@ -226,6 +257,68 @@ def schema_sdl() -> str:
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
     sys.stdout.write(schema_sdl())
+    return 0
+
+
+def _register_persisted_queries(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate every operation of the folder against the schema (with the operation
+    limits of these settings), then register them all in one transaction; one invalid
+    operation registers nothing."""
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        max_cost=settings.max_query_cost,
+    )
+    try:
+        operations = operation_files.read_operations(args.folder)
+        documents = operation_files.documents_to_register(operations, schema)
+    except operation_files.OperationFileError as exc:
+        print(f"liventix: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> frozenset[str]:
+        async with _migrated_url(settings) as url:
+            database = create_database(url, min_size=1, max_size=2)
+            await database.connect()
+            try:
+                registrations = [Registration(d.hash, d.text, d.operation.name) for d in documents]
+                return await db.persisted_queries.register(database, registrations)
+            finally:
+                await database.disconnect()
+
+    added = asyncio.run(run())
+    width = max(len(d.operation.label) for d in documents)
+    for document in documents:
+        state = "registered" if document.hash in added else "already registered"
+        print(
+            f"{document.operation.label:<{width}}  {document.hash}  {document.variant}  ({state})"
+        )
+    print(
+        f"{_count(len(documents), 'document')} of {_count(len(operations), 'operation')} "
+        f"on the allow-list ({len(added)} new)"
+    )
+    return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _list_persisted_queries(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> list[db.persisted_queries.PersistedQuery]:
+        async with _migrated_url(settings) as url:
+            database = create_database(url, min_size=1, max_size=2)
+            await database.connect()
+            try:
+                kind = db.persisted_queries.Kind(args.kind) if args.kind else None
+                return await db.persisted_queries.list_queries(database, kind)
+            finally:
+                await database.disconnect()
+
+    for stored in asyncio.run(run()):
+        name = stored.operation_name or "-"
+        print(f"{stored.kind.value:<10}  {stored.hash}  {name}")
     return 0
 
 

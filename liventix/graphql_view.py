@@ -18,19 +18,32 @@ HTTP follows the GraphQL-over-HTTP specification (https://graphql.github.io/grap
   the media type, with a GraphQL-shaped JSON body and a code (`Refusal`): bad JSON or
   parameters 400 `BAD_REQUEST`, a POST not in `application/json` 415
   `UNSUPPORTED_MEDIA_TYPE`, a mutation over GET 405 `METHOD_NOT_ALLOWED` with `Allow`.
+
+Persisted queries (`liventix.persisted_queries`) are resolved before execution: a
+request may name its document by hash in `extensions.persistedQuery`, over POST or GET
+(a GET with `extensions` and no `query` is such a request, not the playground). Their
+refusals are `Refusal`s too, with the statuses Apollo's link expects.
+
+Caching (`with_cache_control`, around the feed response cache): a full answer to an
+anonymous GET query may be kept by a CDN for PERSISTED_QUERY_MAX_AGE seconds; anything
+signed in is `private, no-store`, everything else `no-store`. Every answer varies on
+`Accept` and `Authorization` (and `Origin`, from the CORS middleware).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, parse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
@@ -42,6 +55,7 @@ from strawberry.types.graphql import OperationType
 
 from liventix import graphiql
 from liventix.auth import ANONYMOUS, Viewer
+from liventix.persisted_queries import PersistedQueries, PersistedQueryError
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 from schema.errors import mask_errors
@@ -60,6 +74,9 @@ def request_id(request: Request | WebSocket) -> str:
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 _MEDIA_TYPE_KEY = "graphql_media_type"  # the negotiated media type, in scope state
+_ANSWERED_KEY = "graphql_answered"  # in scope state: a result with data and no errors
+# Every answer depends on these request headers (and `Origin`, which CORS adds).
+VARY = "Accept, Authorization"
 # Request errors that are the server's failure, not the request's (else 400).
 _SERVER_FAILURES = {"INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504}
 _CODES_BY_STATUS = {
@@ -120,6 +137,10 @@ class Refusal(Exception):
         self.headers = dict(headers or {})
 
     @classmethod
+    def from_persisted_query_error(cls, error: PersistedQueryError) -> Refusal:
+        return cls(error.status, error.message, str(error.code))
+
+    @classmethod
     def from_http_exception(cls, error: HTTPException) -> Refusal:
         """One of Strawberry's (plain-text) refusals, as ours."""
         headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
@@ -131,7 +152,7 @@ class Refusal(Exception):
         return JSONResponse(
             body,
             status_code=self.status,
-            headers={**self.headers, "Vary": "Accept"},
+            headers={**self.headers, "Vary": VARY},
             media_type=f"{media_type or JSON}; charset=utf-8",
         )
 
@@ -143,8 +164,32 @@ def _is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and all(e.path is None for e in result.errors or ())
 
 
+def _syntax_error(query: str) -> GraphQLError:
+    try:
+        parse(query)
+    except GraphQLSyntaxError as error:
+        return error
+    raise ValueError(f"{query!r} parses")
+
+
+@lru_cache(maxsize=1024)
+def _operation_count(query: str) -> int:
+    """How many operations a document defines (0 if it does not parse: Strawberry then
+    reports the syntax error itself). Cached: clients send the same few documents."""
+    try:
+        document = parse(query, no_location=True)
+    except GraphQLError:
+        return 0
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, services: Services, schema: Any) -> None:
+    def __init__(
+        self,
+        services: Services,
+        schema: Any,
+        persisted_queries: PersistedQueries | None = None,
+    ) -> None:
         settings = services.settings
         super().__init__(
             schema,
@@ -152,6 +197,9 @@ class GraphQLView(GraphQL[Context, None]):
             subscription_protocols=(),  # WebSockets are routed to `liventix.ws`
         )
         self.services = services
+        self.persisted_queries = persisted_queries or PersistedQueries.from_settings(
+            settings, services.db
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
@@ -169,6 +217,8 @@ class GraphQLView(GraphQL[Context, None]):
         sees every result, even one Strawberry built from an exception it caught."""
         response = await super().process_result(request, result)
         errors = getattr(result, "errors", None)
+        if result.data is not None and not errors:
+            request.scope.setdefault("state", {})[_ANSWERED_KEY] = True
         if errors:
             response["errors"] = [e.formatted for e in mask_errors(errors, request_id(request))]
             if _is_request_error(result):
@@ -198,7 +248,7 @@ class GraphQLView(GraphQL[Context, None]):
             self.encode_json(response_data),
             status_code=status,
             media_type=f"{media_type}; charset=utf-8",
-            headers={"Vary": "Accept"},
+            headers={"Vary": VARY},
         )
         response.headers.raw.extend(sub_response.headers.raw)
         response.background = sub_response.background
@@ -267,13 +317,52 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> ExecutionResult:
         """Runs the operation: over GET a query only, over POST a query or a mutation
         (subscriptions are served over WebSocket). Strawberry's own version lets
-        subscriptions through, for transports this API does not serve."""
+        subscriptions through, for transports this API does not serve.
+
+        The document may be named by hash (persisted queries); one a client sent with
+        its hash to be stored is stored once it has run, so only documents that parse
+        and pass validation and the operation limits are ever stored."""
+        try:
+            resolved = await self.persisted_queries.resolve(
+                request_data.query, request_data.extensions
+            )
+        except PersistedQueryError as error:
+            raise Refusal.from_persisted_query_error(error) from None
+        result = await self._execute(
+            request_adapter, context, root_value, request_data, resolved.query
+        )
+        if (
+            resolved.store_as is not None
+            and resolved.query is not None
+            and not _is_request_error(result)
+        ):
+            await self.persisted_queries.remember(resolved.store_as, resolved.query)
+        return result
+
+    async def _execute(
+        self,
+        request_adapter: AsyncHTTPRequestAdapter,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+        query: str | None,
+    ) -> ExecutionResult:
         allowed = {OperationType.QUERY}
         if request_adapter.method == "POST":
             allowed.add(OperationType.MUTATION)
+        if query == "":
+            # Strawberry reads "" as no query at all; it is a document that does not parse.
+            return ExecutionResult(data=None, errors=[_syntax_error(query)])
+        if request_data.operation_name is None and query and _operation_count(query) > 1:
+            # Strawberry would run the first; GetOperation() requires a name here.
+            failure = GraphQLError(
+                "Several operations and no operationName: name the one to run",
+                extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+            )
+            return ExecutionResult(data=None, errors=[failure])
         try:
             return await self.schema.execute(
-                request_data.query,
+                query,
                 root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,
@@ -298,6 +387,13 @@ class GraphQLView(GraphQL[Context, None]):
         except MissingQueryError:
             raise Refusal(400, "The request needs a `query` string", "BAD_REQUEST") from None
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """GraphiQL for a browser's GET without `query`, unless it names a persisted
+        query (`extensions`): that is an API request, e.g. Apollo's hash-only GET."""
+        return super().should_render_graphql_ide(request) and not _names_a_document(
+            request.query_params
+        )
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql.page(self.services.settings.graphiql_assets_dir))
 
@@ -316,8 +412,8 @@ class GraphQLView(GraphQL[Context, None]):
         scope.setdefault("state", {})[_MEDIA_TYPE_KEY] = media_type
         response: Response
         try:
-            # A GET without a query is for the playground (HTML), not negotiated here.
-            playground = request.method == "GET" and "query" not in request.query_params
+            # A GET without a document is for the playground (HTML), not negotiated here.
+            playground = request.method == "GET" and not _names_a_document(request.query_params)
             if media_type is None and not playground:
                 raise Refusal(
                     406,
@@ -330,3 +426,55 @@ class GraphQLView(GraphQL[Context, None]):
         except Refusal as refusal:
             response = refusal.response(media_type)
         await response(scope, receive, send)
+
+
+def _names_a_document(query_params: Mapping[str, str]) -> bool:
+    """Whether a GET's parameters carry a GraphQL document: its text, or `extensions`
+    (a persisted query's hash)."""
+    return "query" in query_params or bool(query_params.get("extensions"))
+
+
+def with_cache_control(app: ASGIApp, *, max_age: int) -> ASGIApp:
+    """`app` (the view, behind the feed response cache) with `Cache-Control` on every
+    answer, so that a CDN keeps only what is the same for everyone:
+
+    - ``private, no-store`` for any request with `Authorization`;
+    - ``public, max-age=<max_age>`` for an anonymous GET query answered in full (200,
+      `data` and no `errors`): persisted queries by hash are short GET URLs, so a CDN
+      can answer popular reads (``no-store`` when `max_age` is 0);
+    - ``no-store`` for everything else: errors and refusals (a PersistedQueryNotFound
+      kept by a CDN would hide the document once registered), POSTs, the playground.
+
+    Outside the feed cache because it replays only a few headers of a stored page.
+    `Vary` is the view's (`Accept, Authorization`), and the CORS middleware adds
+    `Origin` to every answer of `/graphql`, with an `Origin` header or without.
+    """
+
+    async def with_headers(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+
+        async def send_with_cache_control(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # A copy: the feed cache sends the header list it keeps for the page.
+                message = {**message, "headers": list(message.get("headers", ()))}
+                headers = MutableHeaders(scope=message)
+                headers["Cache-Control"] = _cache_control(
+                    scope, request_headers, message["status"], max_age
+                )
+            await send(message)
+
+        await app(scope, receive, send_with_cache_control)
+
+    return with_headers
+
+
+def _cache_control(scope: Scope, headers: Headers, status: int, max_age: int) -> str:
+    if "authorization" in headers:
+        return "private, no-store"
+    answered = scope.get("state", {}).get(_ANSWERED_KEY, False)
+    if scope["method"] == "GET" and status == 200 and answered and max_age > 0:
+        return f"public, max-age={max_age}"
+    return "no-store"

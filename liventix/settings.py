@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=10000, ge=0)
     rate_limit: str = "300/minute"
     rate_limit_enabled: bool = True
+    persisted_queries: Literal["automatic", "allowlist", "off"] = "automatic"
+    persisted_query_max_age: int = Field(default=10, ge=0, le=86400)
+    persisted_query_cache_size: int = Field(default=1000, ge=1)
+    persisted_query_max_stored: int = Field(default=10000, ge=1)
 
     hold_ttl_seconds: int = Field(default=900, ge=10)
     sweep_interval_seconds: float = Field(default=10.0, gt=0, le=30)

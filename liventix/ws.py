@@ -46,6 +46,7 @@ import orjson
 from strawberry import Schema
 
 from liventix.auth import ANONYMOUS, AuthError, Viewer, bearer_token, viewer_from_token
+from liventix.persisted_queries import Mode, PersistedQueries, PersistedQueryError
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
 from liventix.realtime.metrics import SLOW_SUBSCRIBERS_DROPPED
 from liventix.subscriptions import metrics
@@ -283,7 +284,23 @@ class Connection:
         self.operations[op_id] = operation
         metrics.WS_OPERATIONS.inc()
         request = Request(query, variables, operation_name, self.connection_params)
-        operation.group = self.handler.multiplexer.join(operation, request)
+        if self.handler.persisted_queries.mode is Mode.ALLOWLIST:
+            self.handler.keep(asyncio.create_task(self._join_if_registered(operation, request)))
+        else:
+            operation.group = self.handler.multiplexer.join(operation, request)
+
+    async def _join_if_registered(self, operation: Operation, request: Request) -> None:
+        """With PERSISTED_QUERIES=allowlist, a subscription runs only if its text is a
+        registered operation, as over HTTP; else the operation ends with an `error`."""
+        try:
+            await self.handler.persisted_queries.resolve(request.query, None)
+        except PersistedQueryError as refused:
+            error = {"message": refused.message, "extensions": {"code": str(refused.code)}}
+            if self.operations.get(operation.id) is operation:
+                operation.send_error(orjson.dumps([error]).decode())
+            return
+        if self.operations.get(operation.id) is operation and not self.closed:
+            operation.group = self.handler.multiplexer.join(operation, request)
 
     def _expired(self) -> bool:
         expires = self.viewer.expires_at
@@ -306,8 +323,11 @@ class Connection:
 class GraphQLTransportWS:
     """The ASGI app for WebSocket `/graphql` (built in the lifespan, with services)."""
 
-    def __init__(self, services: Services, schema: Schema) -> None:
+    def __init__(
+        self, services: Services, schema: Schema, persisted_queries: PersistedQueries
+    ) -> None:
         self.services = services
+        self.persisted_queries = persisted_queries
         self.multiplexer = Multiplexer(services, schema)
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -23,8 +23,32 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from liventix.auth import Role, mint_token
 from liventix.settings import Settings
+from resolvers.ids import decode_global_id, global_id
 
 PROTOCOL = "graphql-transport-ws"
+
+
+def gid(type_name: str, key: uuid.UUID | int) -> str:
+    """The global id the API gives the `type_name` object with this key."""
+    return global_id(type_name, key)
+
+
+def only_code(response: httpx.Response) -> str:
+    """The code of the response's one error; a request error (no `data`)."""
+    payload = response.json()
+    assert "data" not in payload, payload
+    assert len(payload["errors"]) == 1, payload
+    code: str = payload["errors"][0]["extensions"]["code"]
+    return code
+
+
+def key_of(value: str | uuid.UUID) -> uuid.UUID:
+    """The row key inside a global id the API returned (or a UUID as it is), to look
+    the row up in the database."""
+    if isinstance(value, uuid.UUID):
+        return value
+    decoded = decode_global_id(value)
+    return uuid.UUID(decoded[1] if decoded else value)
 
 
 class GraphQLClient:

@@ -19,7 +19,7 @@ from liventix.settings import Settings
 from liventix.signed_events import sign
 from tests.conftest import ServerThread
 from tests.orders_support import World, order_row, pending_order, world
-from tests.support import GraphQLClient, free_port
+from tests.support import GraphQLClient, free_port, gid
 
 __all__ = ["world"]
 
@@ -52,12 +52,12 @@ async def test_minted_tokens_authenticate_with_their_role(
     assert await cli("token", "--role", "organizer") == 0
     organizer = capsys.readouterr().out.strip()
     data = await client(VIEWER, token=organizer)
-    assert data["viewer"] == {"id": str(db.demo.ORGANIZER_ID), "role": "ORGANIZER"}
+    assert data["viewer"] == {"id": gid("Viewer", db.demo.ORGANIZER_ID), "role": "ORGANIZER"}
 
     someone = uuid.uuid4()
     assert await cli("token", "--role", "user", "--user", str(someone), "--hours", "1") == 0
     data = await client(VIEWER, token=capsys.readouterr().out.strip())
-    assert data["viewer"] == {"id": str(someone), "role": "USER"}
+    assert data["viewer"] == {"id": gid("Viewer", someone), "role": "USER"}
 
 
 async def test_an_expired_cli_token_is_refused(

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from liventix.graphql_view import _CODES_BY_STATUS, _SERVER_FAILURES, GraphQLView, negotiate
 from resolvers.errors import ClientCode
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, only_code
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 MODERN = {"Accept": GRAPHQL_RESPONSE}
@@ -44,15 +44,6 @@ async def post_raw(
 
 def media_type(response: httpx.Response) -> str:
     return response.headers["content-type"].split(";")[0].strip()
-
-
-def only_code(response: httpx.Response) -> str:
-    """The code of the response's one error; the body must be a GraphQL-shaped JSON."""
-    payload = response.json()
-    assert "data" not in payload, payload
-    assert len(payload["errors"]) == 1, payload
-    code: str = payload["errors"][0]["extensions"]["code"]
-    return code
 
 
 # -- Accept: negotiation ------------------------------------------------------------------
@@ -127,6 +118,12 @@ REQUEST_ERRORS = {
         {"query": QUERY, "operationName": "Missing"},
         "OPERATION_RESOLUTION_FAILURE",
     ),
+    "several operations and no operationName": (
+        {"query": "query A { __typename } query B { __typename }"},
+        "OPERATION_RESOLUTION_FAILURE",
+    ),
+    "an empty document": ({"query": ""}, "GRAPHQL_PARSE_FAILED"),
+    "a document of whitespace": ({"query": "  \n "}, "GRAPHQL_PARSE_FAILED"),
 }
 
 

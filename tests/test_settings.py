@@ -50,6 +50,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("CORS_ORIGINS", "app.example.com", "not an origin"),
         ("CORS_ORIGINS", "*", "not an origin"),
         ("CORS_ORIGINS", "http://localhost:3000,ftp://files.example.com", "ftp://"),
+        ("PERSISTED_QUERIES", "sometimes", "'automatic', 'allowlist' or 'off'"),
+        ("PERSISTED_QUERY_MAX_AGE", "-1", "greater than or equal to 0"),
+        ("PERSISTED_QUERY_CACHE_SIZE", "0", "greater than or equal to 1"),
+        ("PERSISTED_QUERY_MAX_STORED", "0", "greater than or equal to 1"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_message(
