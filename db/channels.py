@@ -16,6 +16,8 @@ message                    channel           ops
                                              ``event`` (edited), ``author`` (renamed)
 `TierMessage`              ``tier:<event>``  ``tier`` (a tier's counters changed)
 `UserMessage`              ``user:<user>``   ``order_paid``, ``order_refunded``
+`InboxBatch`               ``inbox``         ``batch`` (notifications were enqueued)
+`InboxMessage`             ``inbox:<user>``  ``new`` (local only), ``read``
 `Resync` (any channel)     any               ``resync``: notifications may have been
                                              missed (the hub sends it after a gap)
 =========================  ================  ===========================================
@@ -43,6 +45,7 @@ Wire = dict[str, Any]
 
 FeedKind = Literal["created", "deleted", "event", "author"]
 UserKind = Literal["order_paid", "order_refunded"]
+InboxKind = Literal["new", "read"]
 RESYNC = "resync"
 
 
@@ -274,7 +277,71 @@ class UserMessage:
         return cls(user_id, cast(UserKind, op), order_id, tickets=tickets, reason=reason)
 
 
-Message = FeedMessage | TierMessage | UserMessage
+@dataclass(frozen=True, slots=True)
+class InboxBatch:
+    """Notifications were enqueued, one batch of them (`db.notifications.enqueue`): one
+    message however many recipients, so each process looks up which of its own inbox
+    subscribers got one, at a cost that grows with those subscribers, not the batch."""
+
+    CHANNEL: ClassVar[str] = "inbox"
+    OP: ClassVar[str] = "batch"
+
+    batch: int
+
+    @property
+    def channel(self) -> str:
+        return self.CHANNEL
+
+    def encode(self) -> Wire:
+        return _wire(self.CHANNEL, self.OP, batch=self.batch)
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> InboxBatch | Resync | None:
+        if wire.get("ch") != cls.CHANNEL:
+            return None
+        if wire.get("op") == RESYNC:
+            return Resync(cls.CHANNEL)
+        batch = _int(wire.get("batch"))
+        return cls(batch) if wire.get("op") == cls.OP and batch is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """One user's inbox changed: ``new`` (a notification, handed to the user's
+    subscribers by the process's inbox fan-out) or ``read`` (marked read: the counts)."""
+
+    PREFIX: ClassVar[str] = "inbox:"
+
+    user_id: uuid.UUID
+    kind: InboxKind
+    notification_id: uuid.UUID | None = None
+
+    @classmethod
+    def channel_of(cls, user_id: uuid.UUID) -> str:
+        return f"{cls.PREFIX}{user_id}"
+
+    @property
+    def channel(self) -> str:
+        return self.channel_of(self.user_id)
+
+    def encode(self) -> Wire:
+        return _wire(self.channel, self.kind, notification_id=self.notification_id)
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> InboxMessage | Resync | None:
+        head = _addressed(wire, cls.PREFIX)
+        if not isinstance(head, tuple):
+            return head
+        user_id, op = head
+        if op not in get_args(InboxKind):
+            return None
+        notification_id = _uuid(wire["notification_id"]) if "notification_id" in wire else None
+        if op == "new" and notification_id is None:
+            return None
+        return cls(user_id, cast(InboxKind, op), notification_id)
+
+
+Message = FeedMessage | TierMessage | UserMessage | InboxBatch | InboxMessage
 """Anything a transaction may announce."""
 
 

@@ -23,6 +23,7 @@ import asyncpg
 from databases import Database
 
 import db.holds
+from db import notification_triggers
 from db.channels import UserMessage
 from db.core import retry_transient, transaction
 from db.errors import OrderCode, OrderError
@@ -111,6 +112,14 @@ async def complete_locked(
     )
     assert paid is not None
     await publish(conn, UserMessage(order.user_id, "order_paid", order_id, tickets=len(tickets)))
+    await notification_triggers.order_paid(
+        conn,
+        user_id=order.user_id,
+        order_id=order_id,
+        event_id=order.event_id,
+        tickets=len(tickets),
+        now=now,
+    )
     return Completion(order=OrderRecord.from_row(paid), tickets=tickets, changed=True)
 
 
@@ -214,5 +223,13 @@ async def _refund_unfulfillable(
         )
     await publish(
         conn, UserMessage(order.user_id, "order_refunded", order.id, reason=LATE_REFUND_REASON)
+    )
+    await notification_triggers.late_payment_refunded(
+        conn,
+        user_id=order.user_id,
+        order_id=order.id,
+        event_id=order.event_id,
+        reason=LATE_REFUND_REASON,
+        now=now,
     )
     return Completion(order=refunded, tickets=[], changed=True, refund=refund)

@@ -25,9 +25,13 @@ async def seed(database: Database, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     async with transaction(database) as conn:
         await conn.executemany(
-            """INSERT INTO users.profiles (id, role, display_name) VALUES ($1, $2, $3)
+            """INSERT INTO users.profiles (id, role, display_name, handle, email)
+               VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (id) DO NOTHING""",
-            [(ORGANIZER_ID, "organizer", "Aurora Live"), (FAN_ID, "user", "Sam Fan")],
+            [
+                (ORGANIZER_ID, "organizer", "Aurora Live", "aurora", "aurora@example.com"),
+                (FAN_ID, "user", "Sam Fan", "samfan", "sam@example.com"),
+            ],
         )
         events = [
             (

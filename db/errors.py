@@ -9,7 +9,9 @@ e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
      ├── TicketingError   TicketingCode  (tiers and holds; SOLD_OUT carries ``available``,
      │                                     CAPACITY_BELOW_SOLD ``minimum``)
      ├── OrderError       OrderCode      (checkout, completion, refunds, check-in, lists)
-     └── FeedError        FeedCode       (posts)
+     ├── FeedError        FeedCode       (posts)
+     ├── NotificationError NotificationCode (the inbox and preferences)
+     └── ProfileError     ProfileCode    (handles)
 
 A code outside the domain's enum is refused when the error is made (``ValueError``), so
 no code reaches the schema unmapped. Resolvers let these errors rise; the schema maps
@@ -83,6 +85,16 @@ class FeedCode(StrEnum):
     NOT_ALLOWED = "NOT_ALLOWED"
 
 
+class NotificationCode(StrEnum):
+    INVALID_PREFERENCES = "INVALID_PREFERENCES"
+    NOT_FOUND = "NOT_FOUND"
+
+
+class ProfileCode(StrEnum):
+    HANDLE_INVALID = "HANDLE_INVALID"
+    HANDLE_TAKEN = "HANDLE_TAKEN"
+
+
 class DomainError(Exception):
     """An expected failure: a message, a code of the domain's `codes`, the input `field`."""
 
@@ -119,5 +131,20 @@ class FeedError(DomainError):
     codes = FeedCode
 
 
+class NotificationError(DomainError):
+    codes = NotificationCode
+
+
+class ProfileError(DomainError):
+    codes = ProfileCode
+
+
 # Every domain error class with its codes (the schema's mapping test walks this).
-DOMAIN_ERRORS: tuple[type[DomainError], ...] = (EventError, TicketingError, OrderError, FeedError)
+DOMAIN_ERRORS: tuple[type[DomainError], ...] = (
+    EventError,
+    TicketingError,
+    OrderError,
+    FeedError,
+    NotificationError,
+    ProfileError,
+)

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from databases import Database
 
+from db import notification_triggers
 from db.channels import FeedMessage
 from db.core import connection, transaction
 from db.errors import EventCode, EventError
@@ -231,6 +232,14 @@ async def _announce_event_change(conn: asyncpg.Connection, event_id: uuid.UUID) 
     await publish(conn, FeedMessage(event_id, "event"))
 
 
+def _noticeable(before: EventRecord, after: asyncpg.Record) -> bool:
+    """Whether an edit changes what a ticket holder relies on: when, where, what."""
+    return any(
+        getattr(before, name) != after[name]
+        for name in ("title", "venue", "start_at", "end_at", "time_zone")
+    )
+
+
 async def update_event(
     database: Database, actor: Actor, event_id: uuid.UUID, changes: dict[str, Any], now: datetime
 ) -> EventRecord:
@@ -262,6 +271,10 @@ async def update_event(
             now,
         )
         await _announce_event_change(conn, event_id)
+        if row is not None and _noticeable(event, row):
+            await notification_triggers.event_changed(
+                conn, event_id=event_id, title=row["title"], canceled=False, now=now
+            )
     assert row is not None
     return EventRecord.from_row(row)
 
@@ -288,6 +301,10 @@ async def set_event_status(
             now,
         )
         await _announce_event_change(conn, event_id)
+        if status == "canceled":
+            await notification_triggers.event_changed(
+                conn, event_id=event_id, title=event.title, canceled=True, now=now
+            )
     assert row is not None
     return EventRecord.from_row(row)
 

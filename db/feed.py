@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from databases import Database
 
+from db import notification_triggers
 from db.channels import FeedMessage
 from db.core import connection, transaction
 from db.errors import FeedCode, FeedError
@@ -111,7 +112,10 @@ class FeedPage:
 
 
 _POST_COLUMNS = "p.id, p.seq, p.event_id, p.author_id, p.text, p.media, p.created_at"
-_AUTHOR_COLUMNS = "a.role AS a_role, a.display_name AS a_display_name, a.created_at AS a_created_at"
+_AUTHOR_COLUMNS = (
+    "a.role AS a_role, a.display_name AS a_display_name, a.created_at AS a_created_at, "
+    "a.handle AS a_handle"
+)
 _EVENT_FIELDS = tuple(f.name for f in fields(EventRecord))
 _EVENT_COLUMNS = ", ".join(f"e.{name} AS e_{name}" for name in _EVENT_FIELDS)
 # Posts with author and event: every read below selects these columns.
@@ -138,6 +142,7 @@ def _feed_row(row: asyncpg.Record) -> FeedRow:
         role=row["a_role"],
         display_name=row["a_display_name"],
         created_at=row["a_created_at"],
+        handle=row["a_handle"],
     )
     event = EventRecord(**{name: row[f"e_{name}"] for name in _EVENT_FIELDS})
     return FeedRow(post=_post(row), author=author, event=event)
@@ -272,6 +277,14 @@ async def create_post(
         result = _feed_row(row)
         await publish(
             conn, FeedMessage(event_id, "created", post_id=result.post.id, seq=result.post.seq)
+        )
+        await notification_triggers.post_created(
+            conn,
+            post_id=result.post.id,
+            event_id=event_id,
+            author_id=author_id,
+            text=text,
+            now=now,
         )
     return result
 

@@ -24,6 +24,7 @@ import asyncpg
 from databases import Database
 
 import db.holds
+from db import notification_triggers
 from db.channels import UserMessage
 from db.core import connection, retry_transient, transaction
 from db.errors import OrderCode, OrderError
@@ -182,6 +183,16 @@ async def refund_tickets_locked(
         )
     await publish(
         conn, UserMessage(order.user_id, "order_refunded", order.id, tickets=len(targets))
+    )
+    await notification_triggers.order_refunded(
+        conn,
+        user_id=order.user_id,
+        order_id=order.id,
+        event_id=order.event_id,
+        amount_cents=amount,
+        currency=order.currency,
+        refund_key=",".join(sorted(map(str, target_ids))),
+        now=now,
     )
     return RefundOutcome(order=updated, refunded_ticket_ids=target_ids, changed=True, refund=refund)
 

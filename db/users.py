@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from databases import Database
 
 from db.channels import FeedMessage
 from db.core import connection, transaction
+from db.errors import ProfileCode, ProfileError
 from db.notify import publish
 
 
@@ -19,9 +22,11 @@ class Profile:
     role: str
     display_name: str
     created_at: datetime
+    handle: str | None = None
 
 
-_COLUMNS = "id, role, display_name, created_at"
+_COLUMNS = "id, role, display_name, created_at, handle"
+HANDLE = re.compile(r"[A-Za-z0-9_]{3,30}")
 
 
 async def ensure_profile(database: Database, user_id: uuid.UUID, role: str) -> Profile:
@@ -58,11 +63,42 @@ async def update_display_name(database: Database, user_id: uuid.UUID, name: str)
             user_id,
             name,
         )
-        events = await conn.fetch(
-            "SELECT DISTINCT event_id FROM feed.posts WHERE author_id = $1 AND deleted_at IS NULL",
-            user_id,
-        )
-        for event in events:
-            await publish(conn, FeedMessage(event["event_id"], "author", user_id=user_id))
+        await _announce_author(conn, user_id)
     assert row is not None
     return Profile(**dict(row))
+
+
+async def set_handle(database: Database, user_id: uuid.UUID, handle: str | None) -> Profile:
+    """Give the user the @handle others mention them by (None: none). Unique whatever
+    its case: the database arbitrates, so two users racing for one handle cannot both
+    get it."""
+    if handle is not None and not HANDLE.fullmatch(handle):
+        raise ProfileError(
+            "A handle is 3-30 letters, digits or underscores",
+            code=ProfileCode.HANDLE_INVALID,
+            field="handle",
+        )
+    try:
+        async with transaction(database) as conn:
+            row = await conn.fetchrow(
+                f"UPDATE users.profiles SET handle = $2 WHERE id = $1 RETURNING {_COLUMNS}",
+                user_id,
+                handle,
+            )
+            await _announce_author(conn, user_id)
+    except asyncpg.UniqueViolationError:
+        raise ProfileError(
+            "That handle is taken", code=ProfileCode.HANDLE_TAKEN, field="handle"
+        ) from None
+    assert row is not None
+    return Profile(**dict(row))
+
+
+async def _announce_author(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Feed pages show their authors: tell the feeds the user posted in."""
+    events = await conn.fetch(
+        "SELECT DISTINCT event_id FROM feed.posts WHERE author_id = $1 AND deleted_at IS NULL",
+        user_id,
+    )
+    for event in events:
+        await publish(conn, FeedMessage(event["event_id"], "author", user_id=user_id))

@@ -19,6 +19,7 @@ from liventix.first_sight import FirstSight
 from liventix.payments.gateways import PaymentGateway
 from liventix.realtime import Hub
 from liventix.settings import Settings
+from resolvers.inbox_fanout import InboxFanout
 from resolvers.loaders import Loaders
 from resolvers.post_cache import PostCache
 
@@ -35,9 +36,12 @@ class Services:
     payments: PaymentGateway
     post_cache: PostCache = field(init=False)
     """Posts announced on live feeds, loaded once for all of this app's subscribers."""
+    inbox: InboxFanout = field(init=False)
+    """Which of this process's live inbox subscribers each notification batch reached."""
 
     def __post_init__(self) -> None:
         self.post_cache = PostCache(self.clock)
+        self.inbox = InboxFanout(self.hub, self.db)
 
 
 @dataclass(slots=True)

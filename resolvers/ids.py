@@ -24,6 +24,7 @@ MAX_ID_LENGTH = 200  # a global id of any type is far shorter; longer is not one
 EVENT = "Event"
 EVENT_AVAILABILITY = "EventAvailability"
 HOLD = "Hold"
+NOTIFICATION = "Notification"
 ORDER = "Order"
 POST = "Post"
 RECONCILIATION_REPORT = "ReconciliationReport"

@@ -56,6 +56,14 @@ async def user(info: Info, user_id: uuid.UUID) -> db.users.Profile | None:
     return await info.context.loaders.profile(user_id)
 
 
+async def update_handle(info: Info, handle: str | None) -> ViewerRecord:
+    """Set (or, with None, clear) the viewer's @handle; typed errors if invalid or taken."""
+    user_id = signed_in(info, "Sign in to choose a handle")
+    await seen(info)
+    profile = await db.users.set_handle(info.context.db, user_id, handle)
+    return _viewer_record(info, profile)
+
+
 async def user_by_id(info: Info, id: str) -> db.users.Profile | None:
     """A user's public profile by global id, for anyone (as `Post.author` shows it)."""
     user_id = parse_id(id, USER)

@@ -23,10 +23,12 @@ import db.errors
 from resolvers.errors import ClientError
 from schema.errors import Failure, domain_code, graphql_field
 from schema.feed import FeedError, FeedErrorCode
+from schema.notifications import NotificationError, NotificationErrorCode
 from schema.orders import OrderError, OrderErrorCode
 from schema.ticketing import TicketingError, TicketingErrorCode
+from schema.users import ProfileError, ProfileErrorCode
 
-TypedError = TicketingError | OrderError | FeedError
+TypedError = TicketingError | OrderError | FeedError | NotificationError | ProfileError
 ErrorType = type[TypedError]
 
 ERROR_TYPES: dict[type[db.errors.DomainError], ErrorType] = {
@@ -34,6 +36,8 @@ ERROR_TYPES: dict[type[db.errors.DomainError], ErrorType] = {
     db.errors.TicketingError: TicketingError,
     db.errors.OrderError: OrderError,
     db.errors.FeedError: FeedError,
+    db.errors.NotificationError: NotificationError,
+    db.errors.ProfileError: ProfileError,
 }
 """Each domain error class and the schema error type it becomes."""
 
@@ -41,6 +45,8 @@ CODES: dict[ErrorType, type[Enum]] = {
     TicketingError: TicketingErrorCode,
     OrderError: OrderErrorCode,
     FeedError: FeedErrorCode,
+    NotificationError: NotificationErrorCode,
+    ProfileError: ProfileErrorCode,
 }
 """Each schema error type and its code enum."""
 
@@ -48,6 +54,8 @@ DETAILS: dict[ErrorType, tuple[str, ...]] = {
     TicketingError: ("available", "minimum"),
     OrderError: ("checked_in_at",),
     FeedError: (),
+    NotificationError: (),
+    ProfileError: (),
 }
 """The details of a failure (`DomainError.details`) each error type shows."""
 

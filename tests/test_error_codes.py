@@ -21,14 +21,25 @@ from graphql import GraphQLError, GraphQLObjectType
 import schema.feed as schema_feed
 import schema.orders as schema_orders
 import schema.ticketing as schema_ticketing
-from db.errors import DOMAIN_ERRORS, DomainError, EventError, FeedError, OrderError, TicketingError
+from db.errors import (
+    DOMAIN_ERRORS,
+    DomainError,
+    EventError,
+    FeedError,
+    NotificationError,
+    OrderError,
+    ProfileError,
+    TicketingError,
+)
 from resolvers.errors import ClientCode, ClientError
 from schema import build_schema
 from schema.error_map import CODES, ERROR_TYPES, ErrorType, TypedErrors, typed_error
 from schema.errors import domain_code, graphql_field, is_unexpected, mask_errors
 from schema.feed import FeedErrorCode
+from schema.notifications import NotificationErrorCode
 from schema.orders import OrderErrorCode
 from schema.ticketing import TicketingErrorCode
+from schema.users import ProfileErrorCode
 
 # Each domain error class and the schema enum its resolvers map it to.
 SCHEMA_CODES: dict[type[DomainError], type[Enum]] = {
@@ -36,6 +47,8 @@ SCHEMA_CODES: dict[type[DomainError], type[Enum]] = {
     TicketingError: TicketingErrorCode,
     OrderError: OrderErrorCode,
     FeedError: FeedErrorCode,
+    NotificationError: NotificationErrorCode,
+    ProfileError: ProfileErrorCode,
 }
 
 
@@ -175,7 +188,17 @@ def test_every_typed_error_of_the_schema_has_a_handler() -> None:
     handled = {
         h.error_type.__name__ for h in schema.exception_handlers if isinstance(h, TypedErrors)
     }
-    assert implementing == handled == {"TicketingError", "OrderError", "FeedError"}
+    assert (
+        implementing
+        == handled
+        == {
+            "TicketingError",
+            "OrderError",
+            "FeedError",
+            "NotificationError",
+            "ProfileError",
+        }
+    )
 
 
 def test_a_client_error_elsewhere_is_shown_with_its_code_never_masked() -> None:

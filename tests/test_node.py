@@ -36,6 +36,7 @@ query ($id: ID!) {
     ... on User { displayName }
     ... on Viewer { role user { id } }
     ... on ReconciliationReport { runStatus: status }
+    ... on Notification { category }
   }
 }"""
 
@@ -57,7 +58,8 @@ async def everything(
     post = made["createPost"]["post"]
     run = await db.jobs.start_run(database, db.reconcile.JOB_NAME)
     mine = await client(
-        "{ viewer { id } myTickets { edges { node { id } } } myHolds { id } }",
+        "{ viewer { id } myTickets { edges { node { id } } } myHolds { id } "
+        "notifications(first: 1) { edges { node { id } } } }",
         token=world.buyer_token,
     )
     tiers = await client(
@@ -75,6 +77,7 @@ async def everything(
         "User": post["author"]["id"],
         "Viewer": mine["viewer"]["id"],
         "ReconciliationReport": gid("ReconciliationReport", run),
+        "Notification": mine["notifications"]["edges"][0]["node"]["id"],
     }
 
 
@@ -116,7 +119,7 @@ async def test_a_node_is_seen_by_exactly_who_sees_its_own_field(
 ) -> None:
     ids = await everything(client, database, world, clock)
     stranger = world.token(await add_user(database))
-    for type_name in ("Order", "Ticket", "Hold", "Viewer"):
+    for type_name in ("Order", "Ticket", "Hold", "Viewer", "Notification"):
         assert await node(client, ids[type_name], stranger) is None, type_name
     # The order's organizer sees the order and its tickets, as `order(id:)` shows them.
     assert (await node(client, ids["Order"], world.organizer_token))["status"] == "PAID"

@@ -297,6 +297,15 @@ async def test_late_payment_without_capacity_refunds_automatically(
         (late["paymentIntentId"], 2 * PRICE)
     ]
     assert any(f"user:{buyer}" in e and "order_refunded" in e for e in events), events
+    # The buyer is told why, in their inbox.
+    told = await client(
+        "{ notifications { edges { node { category title body data } } } }",
+        token=token(Role.USER, buyer),
+    )
+    (note,) = [e["node"] for e in told["notifications"]["edges"]]
+    assert note["category"] == "LATE_PAYMENT_REFUNDED"
+    assert "sold out" in note["body"]
+    assert note["data"]["reason"] == "sold_out_after_hold_expired"
     # The same event again: nothing more happens.
     again = await webhook(client, settings, "payment_intent.succeeded", order)
     assert again["result"] in ("unchanged", "duplicate")

@@ -48,5 +48,5 @@ def test_readme_starts_with_the_two_commands() -> None:
     first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
     assert first_block.splitlines()[0].startswith("make serve")
     assert first_block.splitlines()[1].startswith("make test")
-    for placeholder in ("flash_sale", "feed", "fanout"):
+    for placeholder in ("flash_sale", "feed", "fanout", "notifications"):
         assert f"<!-- perf:{placeholder} -->" in readme

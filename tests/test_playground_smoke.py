@@ -31,6 +31,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLUnionType,
+    Undefined,
     get_named_type,
     is_leaf_type,
 )
@@ -256,7 +257,11 @@ def arguments(owner: str, name: str, field: GraphQLField, known: dict[str, str])
     rendered = []
     for arg_name, arg in field.args.items():
         value = known.get(f"{owner}.{name}.{arg_name}", known.get(arg_name))
-        if value is None and isinstance(arg.type, GraphQLNonNull):
+        if (
+            value is None
+            and isinstance(arg.type, GraphQLNonNull)
+            and arg.default_value is Undefined
+        ):
             if owner == "Query":
                 raise AssertionError(f"no value for required {owner}.{name}({arg_name}:)")
             return None  # a nested field we cannot call: leave it out

@@ -68,6 +68,13 @@ class Notification(dict[str, Any]):
         super().__init__(*args, **kwargs)
         self.shared: dict[str, asyncio.Future[Any]] = {}
 
+    def preload(self, name: str, value: Any) -> None:
+        """Share `value` under `name`, as if `load_once` had loaded it (a producer that
+        already holds what every consumer would load)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(value)
+        self.shared[name] = future
+
 
 async def load_once(message: Message, name: str, factory: Callable[[], Awaitable[T]]) -> T:
     """`await factory()` once per notification and `name`, shared by all its consumers.

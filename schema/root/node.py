@@ -18,6 +18,7 @@ import resolvers.availability
 import resolvers.events
 import resolvers.feed
 import resolvers.ids
+import resolvers.notifications
 import resolvers.operations
 import resolvers.orders
 import resolvers.ticketing
@@ -27,6 +28,7 @@ from resolvers.errors import ClientCode, ClientError
 from schema.events import Event
 from schema.feed import Post
 from schema.node import Node
+from schema.notifications import Notification
 from schema.operations import ReconciliationReport
 from schema.orders import Order, Ticket
 from schema.ticketing import EventAvailability, Hold, TicketTier, TierAvailability
@@ -85,6 +87,11 @@ async def _viewer(info: Info, id: str) -> Node | None:
     return Viewer.from_record(record) if record else None
 
 
+async def _notification(info: Info, id: str) -> Node | None:
+    record = await resolvers.notifications.notification(info, id)
+    return Notification.from_record(record) if record else None
+
+
 async def _reconciliation_report(info: Info, id: str) -> Node | None:
     row = await resolvers.operations.reconciliation_report(info, id)
     return ReconciliationReport.from_row(row) if row else None
@@ -94,6 +101,7 @@ READERS: dict[str, Callable[[Info, str], Awaitable[Node | None]]] = {
     resolvers.ids.EVENT: _event,
     resolvers.ids.EVENT_AVAILABILITY: _event_availability,
     resolvers.ids.HOLD: _hold,
+    resolvers.ids.NOTIFICATION: _notification,
     resolvers.ids.ORDER: _order,
     resolvers.ids.POST: _post,
     resolvers.ids.RECONCILIATION_REPORT: _reconciliation_report,

@@ -10,7 +10,7 @@ import strawberry
 
 import resolvers.users
 from resolvers.context import Info
-from schema.users import Viewer
+from schema.users import UpdateHandleResult, Viewer, ViewerPayload
 
 
 async def _viewer(info: Info) -> Viewer | None:
@@ -46,6 +46,21 @@ class UsersMutation:
         ],
     ) -> Viewer:
         return Viewer.from_record(await resolvers.users.update_display_name(info, display_name))
+
+    @strawberry.mutation(
+        description="Choose the viewer's @handle, by which posts mention them (null clears "
+        "it). Unique whatever its case: HANDLE_TAKEN if someone has it."
+    )
+    async def update_handle(
+        self,
+        info: Info,
+        handle: Annotated[
+            str | None,
+            strawberry.argument(description="3-30 letters, digits or underscores; or null."),
+        ],
+    ) -> UpdateHandleResult:
+        record = await resolvers.users.update_handle(info, handle)
+        return ViewerPayload(viewer=Viewer.from_record(record))
 
 
 @strawberry.type
