@@ -16,6 +16,8 @@ Modules, by concept:
   `payment_events` (Stripe events), `refunds`, `checkin`, `order_queries` (reads),
   `privacy` (contact anonymization);
 * operations: `reconcile`, `ops_views`, `jobs`;
+* email: `outbox` (claiming due emails and recording what sending did), `digests`
+  (which digests are due, and what one contains);
 * the API's own: `persisted_queries` (stored and registered GraphQL documents);
 * plumbing: `core` (connections, transactions, retries), `pages` (every cursor),
   `notify` and `channels` (realtime messages), `errors` (the exception tree and each

@@ -59,6 +59,32 @@ async def finish_run(
         )
 
 
+async def record_run(
+    database: Database,
+    job: str,
+    duration_seconds: float,
+    *,
+    items: int = 0,
+    error: str | None = None,
+    report: dict[str, Any] | None = None,
+) -> None:
+    """Record a run that has finished, in one write (a frequent job records only the
+    runs that did something, so it never writes a row before knowing)."""
+    async with transaction(database) as conn:
+        await conn.execute(
+            """INSERT INTO ops.job_runs (job, status, started_at, finished_at, items, error,
+                                         report)
+               VALUES ($1, CASE WHEN $4::text IS NULL THEN 'ok' ELSE 'failed' END,
+                       clock_timestamp() - make_interval(secs => $2), clock_timestamp(),
+                       $3, $4, $5)""",
+            job,
+            duration_seconds,
+            items,
+            error,
+            report or {},
+        )
+
+
 async def recent_runs(database: Database, job: str, limit: int = 20) -> list[dict[str, Any]]:
     async with connection(database) as conn:
         rows = await conn.fetch(

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 import db.migrate
 from db.core import connection, create_database
 from db.notify import dispatch_locally
-from liventix import graphiql, jobs
+from liventix import graphiql, jobs, unsubscribe
 from liventix.clock import Clock, SystemClock
 from liventix.database_url import resolve_database_url
 from liventix.feed_cache import FeedResponseCache
@@ -83,6 +83,8 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
             payments=gateway,
         )
         if settings.jobs_enabled:
+            if settings.is_production and settings.smtp_host is None:
+                log.warning("SMTP_HOST is not set: emails stay pending in the outbox, unsent")
             await stack.enter_async_context(jobs.running(services))
         tune_for_many_connections()  # avoids second-long GC pauses at 10k subscribers
         yield services
@@ -161,13 +163,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        # Opened from emails: GET confirms, POST (one click, RFC 8058) unsubscribes.
+        Route(unsubscribe.PATH, unsubscribe.unsubscribe, methods=["GET", "POST"]),
         # Every method reaches the view, which answers 405 with `Allow` and a JSON body.
         Route("/graphql", graphql_endpoint),
         WebSocketRoute("/graphql", WebSocketEndpoint()),
         Mount(graphiql.STATIC_PREFIX, app=graphiql.AssetFiles(settings.graphiql_assets_dir)),
     ]
-    # Routes that never use a viewer: probes, and the webhook (Stripe signs it).
-    public_paths = ("/healthz", "/readyz", "/metrics", "/webhooks/stripe")
+    # Routes that never use a viewer: probes, the webhook (Stripe signs it) and the
+    # unsubscribe link (its token says who).
+    public_paths = ("/healthz", "/readyz", "/metrics", "/webhooks/stripe", unsubscribe.PATH)
     # Authenticate, count, then refuse bad tokens: see `liventix.middleware` for why.
     middleware = [
         Middleware(RequestIdMiddleware),

@@ -94,6 +94,8 @@ def viewer_from_token(token: str, settings: Settings) -> Viewer:
         raise AuthError(f"Token is missing the '{exc.claim}' claim") from None
     except jwt.InvalidTokenError:
         raise AuthError("Invalid token") from None
+    if "purpose" in claims:  # a link's token (unsubscribe, ...) is never a credential
+        raise AuthError("Not an API token")
     return _viewer_from_claims(claims)
 
 

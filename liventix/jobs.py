@@ -1,10 +1,13 @@
-"""Background jobs, run by every API process but executed by one at a time.
+"""Background jobs, run by every API process, most of them executed by one at a time.
 
 A job's body is an async function of what it uses (database, clock, gateway) that
 returns `(items, report)`; the registry below binds each body to the services and
-gives its interval. Each tick takes the job's advisory lock (other processes skip that
-tick), records the run in `ops.job_runs` and logs failures without stopping the loop.
-Tests call `run_once` directly; `liventix reconcile` runs the `reconcile` body.
+gives its interval. Each tick of an exclusive job takes the job's advisory lock (other
+processes skip that tick); a job that is not exclusive (the email sender) runs in every
+process at once, its body keeping them apart (`FOR UPDATE SKIP LOCKED`). Runs are
+recorded in `ops.job_runs` (a frequent job records only the ticks that did something
+or failed) and failures are logged without stopping the loop. Tests call `run_once`
+directly; `liventix reconcile` runs the `reconcile` body.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,12 +23,14 @@ from typing import Any, Protocol
 
 from databases import Database
 
+import db.digests
 import db.jobs
 import db.privacy
 import db.reconcile
 import db.sweeper
 from db.refunds import RefundRecord
 from liventix.clock import Clock
+from liventix.mail.sender import run_sender
 from liventix.payments.flows import settle_refund
 from liventix.payments.gateways import PaymentGateway
 from liventix.settings import Settings
@@ -32,6 +38,8 @@ from liventix.settings import Settings
 log = logging.getLogger("liventix.jobs")
 
 JobResult = tuple[int, dict[str, Any]]
+DIGEST_INTERVAL_SECONDS = 60.0  # a digest goes out within a minute of 08:00 local
+STOP_GRACE_SECONDS = 10.0  # how long shutdown waits for ticks in progress
 
 
 class JobServices(Protocol):
@@ -55,6 +63,12 @@ class Job:
     name: str
     run: JobFn
     interval: Callable[[JobServices], float]
+    exclusive: bool = True
+    """One process at a time (an advisory lock). False: every process runs each tick,
+    and the body keeps them apart itself."""
+    record_idle: bool = True
+    """Record ticks that did nothing too; False for a frequent job, whose idle ticks
+    would fill `ops.job_runs` (every process, every few seconds)."""
 
 
 # ------------------------------------------------------------------------------ bodies
@@ -88,6 +102,21 @@ async def anonymize_orders(database: Database, now: datetime, after_days: int) -
     return count, {"anonymized_orders": count, "after_days": after_days}
 
 
+async def send_emails(database: Database, settings: Settings, clock: Clock) -> JobResult:
+    """Send due outbox emails; every process at once (rows are claimed with SKIP LOCKED
+    under a lease), so sending scales with the processes."""
+    report = await run_sender(database, settings, clock)
+    if report is None:
+        return 0, {"transport": None}
+    return report.claimed, report.as_dict()
+
+
+async def schedule_digests(database: Database, now: datetime) -> JobResult:
+    """Write the digest rows that are due (08:00 local); the sender sends them."""
+    report = await db.digests.schedule_digests(database, now)
+    return report.scheduled, {"scheduled": report.scheduled, "pending": report.pending}
+
+
 def registry() -> list[Job]:
     """Every periodic job. Features add theirs here."""
     return [
@@ -106,6 +135,18 @@ def registry() -> list[Job]:
             lambda s: anonymize_orders(s.db, s.clock.now(), s.settings.anonymize_after_days),
             lambda s: s.settings.reconcile_interval_seconds,
         ),
+        Job(
+            "send_emails",
+            lambda s: send_emails(s.db, s.settings, s.clock),
+            lambda s: s.settings.email_send_interval_seconds,
+            exclusive=False,
+            record_idle=False,
+        ),
+        Job(
+            "schedule_digests",
+            lambda s: schedule_digests(s.db, s.clock.now()),
+            lambda s: DIGEST_INTERVAL_SECONDS,
+        ),
     ]
 
 
@@ -113,37 +154,74 @@ def registry() -> list[Job]:
 
 
 async def run_once(services: JobServices, job: Job) -> dict[str, Any] | None:
-    """Run `job` now unless another process is running it; returns its report."""
+    """Run `job` now, unless it is exclusive and another process is running it (None
+    then); returns its report."""
+    if not job.exclusive:
+        return await _run(services, job)
     async with db.jobs.exclusive(services.db, job.name) as acquired:
         if not acquired:
             return None
-        run_id = await db.jobs.start_run(services.db, job.name)
-        try:
-            items, report = await job.run(services)
-        except Exception as exc:
-            log.exception("job %s failed", job.name)
-            await db.jobs.finish_run(services.db, run_id, items=0, error=repr(exc)[:2000])
-            return {"error": repr(exc)}
-        await db.jobs.finish_run(services.db, run_id, items=items, report=report)
-        return report
+        return await _run(services, job)
 
 
-async def _loop(services: JobServices, job: Job) -> None:
-    while True:
+async def _run(services: JobServices, job: Job) -> dict[str, Any]:
+    if not job.record_idle:
+        return await _run_recording_work_only(services, job)
+    run_id = await db.jobs.start_run(services.db, job.name)
+    try:
+        items, report = await job.run(services)
+    except Exception as exc:
+        log.exception("job %s failed", job.name)
+        await db.jobs.finish_run(services.db, run_id, items=0, error=repr(exc)[:2000])
+        return {"error": repr(exc)}
+    await db.jobs.finish_run(services.db, run_id, items=items, report=report)
+    return report
+
+
+async def _run_recording_work_only(services: JobServices, job: Job) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        items, report = await job.run(services)
+    except Exception as exc:
+        log.exception("job %s failed", job.name)
+        error = repr(exc)[:2000]
+        await db.jobs.record_run(services.db, job.name, time.monotonic() - started, error=error)
+        return {"error": repr(exc)}
+    if items:
+        await db.jobs.record_run(
+            services.db, job.name, time.monotonic() - started, items=items, report=report
+        )
+    return report
+
+
+async def _loop(services: JobServices, job: Job, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
         try:
             await run_once(services, job)
         except Exception:  # e.g. database briefly unreachable: try again next tick
             log.exception("job %s tick failed", job.name)
-        await asyncio.sleep(job.interval(services))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(job.interval(services)):
+                await stopping.wait()
 
 
 @contextlib.asynccontextmanager
 async def running(services: JobServices) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(_loop(services, job), name=job.name) for job in registry()]
+    """Every job's loop, for as long as the block runs. On the way out, a tick in
+    progress may finish (up to `STOP_GRACE_SECONDS`) before its task is cancelled: a
+    tick cut short at any await can leave a pooled connection checked out, and the
+    pool's close then waits for it forever."""
+    stopping = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_loop(services, job, stopping), name=job.name) for job in registry()
+    ]
     try:
         yield
     finally:
-        for task in tasks:
+        stopping.set()
+        _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        for task in late:
+            log.warning("job %s still running at shutdown; cancelling it", task.get_name())
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):

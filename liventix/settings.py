@@ -7,6 +7,7 @@ never has to read a stack trace to find a typo.
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,6 +24,11 @@ DEFAULT_GRAPHIQL_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "
 # The roles a token may carry (`liventix.auth.Role`, which tests keep in step): settings
 # sit below auth in the layers, so they name them here to validate INTROSPECTION_ROLES.
 ROLE_NAMES = ("anonymous", "user", "organizer", "admin", "partner")
+# Email defaults for development: links point at the local server, and the sender's
+# domain is reserved (RFC 2606), so a message that escapes the sink bounces at once.
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"
+DEV_EMAIL_FROM = "Liventix <notifications@liventix.invalid>"
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 # Browser origins allowed by default outside production (CORS_ORIGINS unset): the usual
@@ -91,6 +97,22 @@ class Settings(BaseSettings):
     ws_init_timeout: float = Field(default=10.0, gt=0)
     ws_max_subscriptions: int = Field(default=50, ge=1)
     ws_buffer_size: int = Field(default=256, ge=1)
+
+    # Email: the outbox sender (liventix.mail) and the links its messages carry.
+    public_url: str = DEV_PUBLIC_URL
+    email_from: str = DEV_EMAIL_FROM
+    smtp_host: str | None = None  # unset: the .eml sink outside production
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # unset: by SMTP_TLS
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    mail_sink_dir: Path | None = None  # unset: DATA_DIR/mail
+    email_send_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    email_batch_size: int = Field(default=50, ge=1, le=1000)
+    email_lease_seconds: float = Field(default=120.0, gt=0)
+    email_max_attempts: int = Field(default=8, ge=1, le=30)
+    email_retry_base_seconds: float = Field(default=30.0, gt=0, le=86400)
 
     @model_validator(mode="before")
     @classmethod
@@ -191,6 +213,52 @@ class Settings(BaseSettings):
             raise ValueError("must allow at least 1 request per window")
         return value
 
+    @field_validator("smtp_host", "smtp_username", "smtp_password", "mail_sink_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """`SMTP_HOST=` (as compose files write an optional variable) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        """The base of the links in emails (unsubscribe): scheme, host and an optional
+        path prefix, no query; a typo here would only show up in users' mailboxes."""
+        url = value.strip().removesuffix("/")
+        parts = urlsplit(url)
+        ours = parts.scheme in ("http", "https") and parts.hostname and parts.username is None
+        if not ours or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL such as https://api.example.com")
+        return url
+
+    @field_validator("email_from")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        """One address, with an optional display name: `Liventix <hello@example.com>`.
+        Its domain also names our Message-IDs."""
+        if "\r" in value or "\n" in value:
+            raise ValueError("must be one line")
+        _, address = parseaddr(value)
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or any(c.isspace() for c in address):
+            raise ValueError("must be an address such as Liventix <hello@example.com>")
+        return value.strip()
+
+    @property
+    def email_domain(self) -> str:
+        """The domain of EMAIL_FROM (the right-hand side of our Message-IDs)."""
+        return parseaddr(self.email_from)[1].rpartition("@")[2].lower()
+
+    @property
+    def smtp_port_in_use(self) -> int:
+        """SMTP_PORT, else the usual port of SMTP_TLS (25, 587 or 465)."""
+        return self.smtp_port or SMTP_DEFAULT_PORTS[self.smtp_tls]
+
+    @property
+    def mail_sink_path(self) -> Path:
+        """Where the development sink writes `.eml` files."""
+        return self.mail_sink_dir or self.data_dir / "mail"
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_secret(cls, value: str) -> str:
@@ -215,7 +283,27 @@ class Settings(BaseSettings):
             )
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        self._check_email()
         return self
+
+    def _check_email(self) -> None:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+        if self.email_lease_seconds < 2 * self.smtp_timeout_seconds:
+            # The sender starts a message only while a whole SMTP timeout is left on
+            # its lease; shorter, a slow server would let another process send it too.
+            raise ValueError("EMAIL_LEASE_SECONDS must be at least twice SMTP_TIMEOUT_SECONDS")
+        if self.environment != "production" or self.smtp_host is None:
+            return
+        if self.public_url == DEV_PUBLIC_URL:
+            raise ValueError(
+                "PUBLIC_URL must be set in production when SMTP_HOST is (the unsubscribe "
+                "links in emails point at it)"
+            )
+        if self.email_from == DEV_EMAIL_FROM:
+            raise ValueError("EMAIL_FROM must be set in production when SMTP_HOST is")
+        if self.smtp_password is not None and self.smtp_tls == "none":
+            raise ValueError("SMTP_TLS=none would send SMTP_PASSWORD in clear text")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -23,8 +23,14 @@ from schema.extensions import build_extensions
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
 from schema.root.node import NodeQuery
+from schema.root.notifications import (
+    NotificationsMutation,
+    NotificationsQuery,
+    NotificationsSubscription,
+)
 from schema.root.operations import OperationsQuery
 from schema.root.orders import OrdersMutation, OrdersQuery
+from schema.root.outbox import OutboxQuery
 from schema.root.ticketing import TicketingMutation, TicketingQuery, TicketingSubscription
 from schema.root.users import UsersMutation, UsersQuery, UsersSubscription
 from schema.text import StorableTextExecutor
@@ -39,6 +45,8 @@ QUERIES: tuple[type, ...] = (
     OrdersQuery,
     OperationsQuery,
     NodeQuery,
+    NotificationsQuery,
+    OutboxQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     UsersMutation,
@@ -46,11 +54,13 @@ MUTATIONS: tuple[type, ...] = (
     EventsMutation,
     TicketingMutation,
     OrdersMutation,
+    NotificationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     UsersSubscription,
     FeedSubscription,
     TicketingSubscription,
+    NotificationsSubscription,
 )
 
 
