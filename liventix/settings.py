@@ -26,7 +26,6 @@ DEFAULT_GRAPHIQL_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "
 ROLE_NAMES = ("anonymous", "user", "organizer", "admin", "partner")
 # Email defaults for development: links point at the local server, and the sender's
 # domain is reserved (RFC 2606), so a message that escapes the sink bounces at once.
-DEV_PUBLIC_URL = "http://127.0.0.1:8000"
 DEV_EMAIL_FROM = "Liventix <notifications@liventix.invalid>"
 SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
@@ -99,7 +98,7 @@ class Settings(BaseSettings):
     ws_buffer_size: int = Field(default=256, ge=1)
 
     # Email: the outbox sender (liventix.mail) and the links its messages carry.
-    public_url: str = DEV_PUBLIC_URL
+    public_url: str | None = None  # unset: this server's own HOST and PORT (`link_base`)
     email_from: str = DEV_EMAIL_FROM
     smtp_host: str | None = None  # unset: the .eml sink outside production
     smtp_port: int | None = Field(default=None, ge=1, le=65535)  # unset: by SMTP_TLS
@@ -132,6 +131,17 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown role {unknown[0]!r} (roles: {', '.join(ROLE_NAMES)})")
         return ",".join(roles)
+
+    @property
+    def link_base(self) -> str:
+        """Where links in emails point: PUBLIC_URL, or in development the address this
+        server binds (a wildcard host as loopback), so a link works as it is."""
+        if self.public_url is not None:
+            return self.public_url
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def is_production(self) -> bool:
@@ -221,9 +231,11 @@ class Settings(BaseSettings):
 
     @field_validator("public_url")
     @classmethod
-    def _base_url(cls, value: str) -> str:
+    def _base_url(cls, value: str | None) -> str | None:
         """The base of the links in emails (unsubscribe): scheme, host and an optional
         path prefix, no query; a typo here would only show up in users' mailboxes."""
+        if value is None or not value.strip():
+            return None
         url = value.strip().removesuffix("/")
         parts = urlsplit(url)
         ours = parts.scheme in ("http", "https") and parts.hostname and parts.username is None
@@ -295,7 +307,7 @@ class Settings(BaseSettings):
             raise ValueError("EMAIL_LEASE_SECONDS must be at least twice SMTP_TIMEOUT_SECONDS")
         if self.environment != "production" or self.smtp_host is None:
             return
-        if self.public_url == DEV_PUBLIC_URL:
+        if self.public_url is None:
             raise ValueError(
                 "PUBLIC_URL must be set in production when SMTP_HOST is (the unsubscribe "
                 "links in emails point at it)"

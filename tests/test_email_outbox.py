@@ -570,6 +570,10 @@ def test_email_settings_defaults_and_derived_values() -> None:
     settings = load_settings(_env_file=None, smtp_host="", public_url="https://api.example.com/")
     assert settings.smtp_host is None  # blank is unset
     assert settings.public_url == "https://api.example.com"
+    assert settings.link_base == "https://api.example.com"
+    # Unset, links point at the server itself, as `liventix serve` binds it.
+    local = load_settings(_env_file=None, host="0.0.0.0", port=8302)
+    assert local.link_base == "http://127.0.0.1:8302"
     assert settings.smtp_port_in_use == 587
     assert load_settings(_env_file=None, smtp_tls="tls").smtp_port_in_use == 465
     assert settings.mail_sink_path == settings.data_dir / "mail"

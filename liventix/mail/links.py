@@ -83,4 +83,4 @@ def verify(settings: Settings, token: str) -> Unsubscribe:
 
 def url(settings: Settings, link: Unsubscribe, now: datetime) -> str:
     """The one-click URL (RFC 8058): GET shows a confirmation page, POST unsubscribes."""
-    return f"{settings.public_url}{PATH}?{urlencode({'token': sign(settings, link, now)})}"
+    return f"{settings.link_base}{PATH}?{urlencode({'token': sign(settings, link, now)})}"
