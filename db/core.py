@@ -6,6 +6,10 @@ saturated pool fails fast instead of queueing requests forever. Queries go throu
 the raw asyncpg connection: `$n` parameters, prepared-statement caching and no SQL
 compilation step on the hot path.
 
+The pool reports what it does to an optional `PoolObserver` (connections in use,
+tasks waiting, how long each acquire waited): `db` knows nothing of metrics, so the
+app passes one in (`liventix.metrics.PoolMetrics`).
+
 `retry_transient` runs a repository function again when PostgreSQL aborted its
 transaction as a serialization failure or a deadlock victim (SQLSTATE 40001 / 40P01):
 those errors mean "nothing was written, try again", so a bounded retry turns a rare
@@ -18,10 +22,12 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 import orjson
@@ -49,12 +55,55 @@ class PoolTimeout(Exception):
     """No pooled connection became free within the acquire timeout."""
 
 
-class PooledDatabase(Database):
-    """A `databases.Database` that knows how long to wait for a pooled connection."""
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """One process's pool at a moment."""
 
-    def __init__(self, url: str, *, acquire_timeout: float, **options: Any) -> None:
+    size: int
+    """The most connections the pool may open (its `max_size`)."""
+    in_use: int
+    """Connections handed out to tasks (one per task, however deeply it nests)."""
+    waiting: int
+    """Tasks waiting for a connection to come free."""
+
+
+class PoolObserver(Protocol):
+    """Told of every change of the pool's figures and of every wait for a connection;
+    called on the event loop, so it must be quick and must not raise."""
+
+    def changed(self, stats: PoolStats) -> None: ...
+    def waited(self, seconds: float) -> None:
+        """A task waited `seconds` for a connection (and got one, or timed out)."""
+
+
+class PooledDatabase(Database):
+    """A `databases.Database` that knows how long to wait for a pooled connection,
+    and counts its connections in use and its waiting tasks for an observer."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        acquire_timeout: float,
+        observer: PoolObserver | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(url, **options)
         self.acquire_timeout = acquire_timeout
+        self.observer = observer
+        self._size = int(options.get("max_size", 10))
+        # `databases` gives each task one connection object, acquired by the outermost
+        # use and released by its end: the depth of our uses of each, to count those.
+        self._holding: dict[object, int] = {}
+        self._waiting = 0
+
+    @property
+    def stats(self) -> PoolStats:
+        return PoolStats(size=self._size, in_use=len(self._holding), waiting=self._waiting)
+
+    def _changed(self) -> None:
+        if self.observer is not None:
+            self.observer.changed(self.stats)
 
 
 def create_database(
@@ -64,6 +113,7 @@ def create_database(
     max_size: int = 10,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT_SECONDS,
     statement_timeout_ms: int = 0,
+    observer: PoolObserver | None = None,
 ) -> PooledDatabase:
     """A pool whose asyncpg connections decode json/jsonb natively.
 
@@ -72,14 +122,16 @@ def create_database(
     connection's PostgreSQL `statement_timeout`: a statement running longer (lock
     waits included) is cancelled with `asyncpg.QueryCanceledError`, its transaction
     rolled back. It is a connection setting, so the pool's reset keeps it.
+    `observer` hears of the pool's use (see `PoolObserver`).
     """
     if acquire_timeout <= 0:
         raise ValueError("acquire_timeout must be positive")
     if statement_timeout_ms < 0:
         raise ValueError("statement_timeout_ms must not be negative")
-    return PooledDatabase(
+    database = PooledDatabase(
         url,
         acquire_timeout=acquire_timeout,
+        observer=observer,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
@@ -88,6 +140,8 @@ def create_database(
         # costs more than the query itself, and short OLTP queries never gain from it.
         server_settings={"statement_timeout": str(statement_timeout_ms), "jit": "off"},
     )
+    database._changed()  # the observer starts from the pool's size
+    return database
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -114,15 +168,55 @@ async def connection(database: Database) -> AsyncIterator[asyncpg.Connection]:
     timeout (`create_database(acquire_timeout=...)`).
     """
     conn = database.connection()
-    try:
-        async with asyncio.timeout(_acquire_timeout(database)):
-            await conn.__aenter__()
-    except TimeoutError:
-        raise PoolTimeout("database pool exhausted") from None
+    pooled = database if isinstance(database, PooledDatabase) else None
+    depth = pooled._holding.get(conn, 0) if pooled is not None else 0
+    if pooled is not None and not depth:
+        await _acquire(pooled, conn)
+    else:  # not observed, or the task holds its connection already (nothing to wait for)
+        await _enter(conn, _acquire_timeout(database))
+    if pooled is not None:
+        pooled._holding[conn] = depth + 1
+        if not depth:
+            pooled._changed()
     try:
         yield conn.raw_connection
     finally:
-        await conn.__aexit__(None, None, None)
+        try:
+            await conn.__aexit__(None, None, None)
+        finally:
+            if pooled is not None:
+                if depth:
+                    pooled._holding[conn] = depth
+                else:
+                    del pooled._holding[conn]
+                    pooled._changed()
+
+
+async def _enter(conn: Any, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await conn.__aenter__()
+    except TimeoutError:
+        raise PoolTimeout("database pool exhausted") from None
+
+
+async def _acquire(database: PooledDatabase, conn: Any) -> None:
+    """Acquire the task's connection, counted as waiting meanwhile, and time the wait.
+
+    The caller counts the connection as in use and tells the observer."""
+    database._waiting += 1
+    database._changed()
+    started = time.monotonic()
+    try:
+        await _enter(conn, database.acquire_timeout)
+    except BaseException:
+        database._waiting -= 1
+        database._changed()
+        raise
+    finally:
+        if database.observer is not None:
+            database.observer.waited(time.monotonic() - started)
+    database._waiting -= 1
 
 
 @asynccontextmanager

@@ -96,6 +96,18 @@ async def recent_runs(database: Database, job: str, limit: int = 20) -> list[dic
     return [dict(r) for r in rows]
 
 
+async def last_ok_run(database: Database, job: str) -> dict[str, Any] | None:
+    """The latest successful run of `job` (its items and report), or None."""
+    async with connection(database) as conn:
+        row = await conn.fetchrow(
+            """SELECT id, job, status, started_at, finished_at, items, error, report
+                 FROM ops.job_runs WHERE job = $1 AND status = 'ok'
+                ORDER BY started_at DESC LIMIT 1""",
+            job,
+        )
+    return dict(row) if row else None
+
+
 async def get_run(database: Database, job: str, run_id: int) -> dict[str, Any] | None:
     """One run of `job`, or None."""
     async with connection(database) as conn:

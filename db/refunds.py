@@ -245,15 +245,32 @@ async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gatewa
         )
 
 
+# A refund recorded here whose gateway call has not been confirmed, over `ticketing.refunds
+# r JOIN ticketing.orders o ON o.id = r.order_id`: reconciliation retries these, and the
+# health metric counts them.
+_UNSETTLED = "r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL"
+
+
 async def unsettled_refunds(database: Database, limit: int = 100) -> list[RefundRecord]:
     """Refunds recorded here whose gateway call has not been confirmed (to retry)."""
     async with connection(database) as conn:
         rows = await conn.fetch(
-            """SELECT r.id, r.order_id, r.amount_cents, r.idempotency_key, r.stripe_refund_id,
-                      r.reason, o.stripe_payment_intent_id AS payment_intent_id
-                 FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
-                WHERE r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL
-                ORDER BY r.created_at LIMIT $1""",
+            f"""SELECT r.id, r.order_id, r.amount_cents, r.idempotency_key, r.stripe_refund_id,
+                       r.reason, o.stripe_payment_intent_id AS payment_intent_id
+                  FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
+                 WHERE {_UNSETTLED}
+                 ORDER BY r.created_at LIMIT $1""",
             limit,
         )
     return [RefundRecord(**dict(r)) for r in rows]
+
+
+async def count_unsettled(database: Database) -> int:
+    """How many refunds `unsettled_refunds` would list, without a limit."""
+    async with connection(database) as conn:
+        count: int = await conn.fetchval(
+            f"""SELECT count(*) FROM ticketing.refunds r
+                  JOIN ticketing.orders o ON o.id = r.order_id
+                 WHERE {_UNSETTLED}"""
+        )
+    return count

@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,12 +21,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 import db.migrate
 from db.core import connection, create_database
 from db.notify import dispatch_locally
-from liventix import graphiql, jobs, unsubscribe
+from liventix import graphiql, jobs, metrics_endpoint, unsubscribe
 from liventix.clock import Clock, SystemClock
 from liventix.database_url import resolve_database_url
 from liventix.feed_cache import FeedResponseCache
 from liventix.first_sight import FirstSight
 from liventix.graphql_view import GraphQLView, with_cache_control
+from liventix.http_metrics import HttpMetricsMiddleware
+from liventix.metrics import PoolMetrics
 from liventix.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -40,6 +41,7 @@ from liventix.payments.gateways import gateway_for
 from liventix.persisted_queries import PersistedQueries
 from liventix.realtime import Hub
 from liventix.realtime.gc_tuning import tune_for_many_connections
+from liventix.request_log import RequestLogMiddleware
 from liventix.settings import Settings, load_settings
 from liventix.webhooks import stripe_webhook
 from liventix.ws import GraphQLTransportWS
@@ -64,6 +66,7 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
             max_size=settings.db_pool_max,
             acquire_timeout=settings.db_acquire_timeout,
             statement_timeout_ms=settings.statement_timeout_ms,
+            observer=PoolMetrics(),
         )
         await database.connect()
         stack.push_async_callback(database.disconnect)
@@ -155,13 +158,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             return JSONResponse({"status": "migrating", "pending": missing}, 503)
         return JSONResponse({"status": "ready"})
 
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        Route("/metrics", metrics_endpoint.metrics),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         # Opened from emails: GET confirms, POST (one click, RFC 8058) unsubscribes.
         Route(unsubscribe.PATH, unsubscribe.unsubscribe, methods=["GET", "POST"]),
@@ -175,7 +175,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     public_paths = ("/healthz", "/readyz", "/metrics", "/webhooks/stripe", unsubscribe.PATH)
     # Authenticate, count, then refuse bad tokens: see `liventix.middleware` for why.
     middleware = [
+        # Outermost: it counts every answer, the other middleware's refusals too.
+        Middleware(HttpMetricsMiddleware, routes=routes),
         Middleware(RequestIdMiddleware),
+        # Inside the request id: its line, and its 500 for an uncaught error, have the id.
+        Middleware(RequestLogMiddleware),
         # Browser pages on CORS_ORIGINS may call /graphql: a bearer token, no cookies.
         Middleware(
             PathCORSMiddleware,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +24,7 @@ import db.persisted_queries
 import db.reconcile
 from db.core import create_database
 from db.persisted_queries import Registration
-from liventix import jobs, operation_files
+from liventix import jobs, logs, metrics_endpoint, operation_files
 from liventix.auth import Role, mint_token
 from liventix.clock import SystemClock
 from liventix.database_url import resolve_database_url
@@ -44,9 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"liventix: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings)
     result: int = args.handler(settings, args)
     return result
 
@@ -127,6 +124,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
+    if workers > 1:  # /metrics sums the workers' metric files (see liventix.metrics_endpoint)
+        metrics_endpoint.prepare_multiprocess_dir(settings.data_dir, port)
     print(f"Liventix API on http://{host}:{port}/graphql (GraphiQL in a browser)", flush=True)
     uvicorn.run(
         "liventix.app:create_app",
@@ -134,11 +133,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.log_level,
         ws="websockets-sansio",
         # A WebSocket message is held to the same size limit as an HTTP request body.
         ws_max_size=settings.max_body_bytes,
         proxy_headers=True,
+        # Every worker logs like this process (LOG_FORMAT), with our request log.
+        **logs.uvicorn_options(settings),
     )
     return 0
 

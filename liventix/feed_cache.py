@@ -32,6 +32,7 @@ from graphql.language import StringValueNode, VariableNode
 from db.channels import FeedMessage
 from liventix.clock import Clock
 from liventix.realtime import Hub, Watch
+from liventix.request_log import note_operation
 from resolvers.ids import EVENT, parse_ids
 
 CACHEABLE_FIELDS = frozenset({"eventFeed"})
@@ -183,6 +184,7 @@ class FeedResponseCache:
                 await app(scope, _replay(body), send)
                 return
             key, events = request
+            note_operation(scope, key[0], key[1] or None)  # for the request log, hit or miss
             entry = self._entries.get(key)
             if entry is not None and self._clock.monotonic() - entry.stored_at < self._ttl:
                 await _send_cached(send, entry)

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, GraphQLSyntaxError, OperationDefinitionNode, parse
+from graphql import GraphQLError, GraphQLSyntaxError, parse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -55,10 +54,12 @@ from strawberry.types.graphql import OperationType
 
 from liventix import graphiql
 from liventix.auth import ANONYMOUS, Viewer
+from liventix.metrics import GRAPHQL_ERRORS, GRAPHQL_OPERATIONS
 from liventix.persisted_queries import PersistedQueries, PersistedQueryError
+from liventix.request_log import note_error_codes, note_operation, operations
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
-from schema.errors import mask_errors
+from schema.errors import client_code, mask_errors
 
 
 def request_id(request: Request | WebSocket) -> str:
@@ -148,6 +149,7 @@ class Refusal(Exception):
         return cls(error.status_code, error.reason, code, headers)
 
     def response(self, media_type: str | None) -> Response:
+        GRAPHQL_ERRORS.labels(self.code).inc()
         body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
         return JSONResponse(
             body,
@@ -164,6 +166,14 @@ def _is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and all(e.path is None for e in result.errors or ())
 
 
+def _request_error(error: GraphQLError) -> ExecutionResult:
+    """A request error found here, before the schema saw the request: counted as the
+    schema counts its own (an operation of unknown type that never ran, and its error)."""
+    GRAPHQL_OPERATIONS.labels("other", "unknown", "request_error").inc()
+    GRAPHQL_ERRORS.labels(client_code(error)).inc()
+    return ExecutionResult(data=None, errors=[error])
+
+
 def _syntax_error(query: str) -> GraphQLError:
     try:
         parse(query)
@@ -172,15 +182,10 @@ def _syntax_error(query: str) -> GraphQLError:
     raise ValueError(f"{query!r} parses")
 
 
-@lru_cache(maxsize=1024)
 def _operation_count(query: str) -> int:
     """How many operations a document defines (0 if it does not parse: Strawberry then
-    reports the syntax error itself). Cached: clients send the same few documents."""
-    try:
-        document = parse(query, no_location=True)
-    except GraphQLError:
-        return 0
-    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+    reports the syntax error itself). Cached, with the request log's view of them."""
+    return len(operations(query))
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -220,7 +225,9 @@ class GraphQLView(GraphQL[Context, None]):
         if result.data is not None and not errors:
             request.scope.setdefault("state", {})[_ANSWERED_KEY] = True
         if errors:
-            response["errors"] = [e.formatted for e in mask_errors(errors, request_id(request))]
+            masked = mask_errors(errors, request_id(request))
+            response["errors"] = [e.formatted for e in masked]
+            note_error_codes(request.scope, (str((e.extensions or {}).get("code")) for e in masked))
             if _is_request_error(result):
                 # The GraphQL spec: an error raised before execution began, no `data`.
                 del response["data"]
@@ -328,6 +335,9 @@ class GraphQLView(GraphQL[Context, None]):
             )
         except PersistedQueryError as error:
             raise Refusal.from_persisted_query_error(error) from None
+        if resolved.query:
+            note_operation(request.scope, resolved.query, request_data.operation_name)
+        context.registered_operation = resolved.registered_name  # its metrics label
         result = await self._execute(
             request_adapter, context, root_value, request_data, resolved.query
         )
@@ -352,14 +362,14 @@ class GraphQLView(GraphQL[Context, None]):
             allowed.add(OperationType.MUTATION)
         if query == "":
             # Strawberry reads "" as no query at all; it is a document that does not parse.
-            return ExecutionResult(data=None, errors=[_syntax_error(query)])
+            return _request_error(_syntax_error(query))
         if request_data.operation_name is None and query and _operation_count(query) > 1:
             # Strawberry would run the first; GetOperation() requires a name here.
             failure = GraphQLError(
                 "Several operations and no operationName: name the one to run",
                 extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
             )
-            return ExecutionResult(data=None, errors=[failure])
+            return _request_error(failure)
         try:
             return await self.schema.execute(
                 query,
@@ -376,7 +386,7 @@ class GraphQLView(GraphQL[Context, None]):
                 error.as_http_error_reason(),
                 extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
             )
-            return ExecutionResult(data=None, errors=[failure])
+            return _request_error(failure)
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.MUTATION:
                 message = "Mutations are only accepted over POST"

@@ -8,6 +8,10 @@ process at once, its body keeping them apart (`FOR UPDATE SKIP LOCKED`). Runs ar
 recorded in `ops.job_runs` (a frequent job records only the ticks that did something
 or failed) and failures are logged without stopping the loop. Tests call `run_once`
 directly; `liventix reconcile` runs the `reconcile` body.
+
+Every run a process executes is counted and timed for Prometheus (`liventix.metrics`:
+runs by outcome, duration, the last success's time) and each loop exports its job's
+interval, so an alert can tell a job that stopped succeeding from one that is not due.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from databases import Database
 
 import db.digests
 import db.jobs
+import db.ops_views
 import db.privacy
 import db.reconcile
 import db.sweeper
 from db.refunds import RefundRecord
+from liventix import health_metrics, metrics
 from liventix.clock import Clock
 from liventix.mail.sender import run_sender
 from liventix.payments.flows import settle_refund
@@ -117,6 +123,14 @@ async def schedule_digests(database: Database, now: datetime) -> JobResult:
     return report.scheduled, {"scheduled": report.scheduled, "pending": report.pending}
 
 
+async def ticketing_health(database: Database, now: datetime) -> JobResult:
+    """Read what the platform alerts on and export it as gauges; the report (every
+    figure) is recorded, so every process's `/metrics` can show this reading."""
+    health = await db.ops_views.ticketing_health(database, now)
+    health_metrics.export(health)
+    return health.failing_checks, health.as_report()
+
+
 def registry() -> list[Job]:
     """Every periodic job. Features add theirs here."""
     return [
@@ -147,6 +161,11 @@ def registry() -> list[Job]:
             lambda s: schedule_digests(s.db, s.clock.now()),
             lambda s: DIGEST_INTERVAL_SECONDS,
         ),
+        Job(
+            db.ops_views.HEALTH_JOB_NAME,
+            lambda s: ticketing_health(s.db, s.clock.now()),
+            lambda s: s.settings.health_interval_seconds,
+        ),
     ]
 
 
@@ -157,14 +176,28 @@ async def run_once(services: JobServices, job: Job) -> dict[str, Any] | None:
     """Run `job` now, unless it is exclusive and another process is running it (None
     then); returns its report."""
     if not job.exclusive:
-        return await _run(services, job)
+        return await _measured(services, job)
     async with db.jobs.exclusive(services.db, job.name) as acquired:
         if not acquired:
             return None
-        return await _run(services, job)
+        return await _measured(services, job)
 
 
-async def _run(services: JobServices, job: Job) -> dict[str, Any]:
+async def _measured(services: JobServices, job: Job) -> dict[str, Any]:
+    """`_run`, counted and timed. A run whose bookkeeping failed has failed too; one
+    that shutdown cancelled (not an `Exception`) is not counted."""
+    started = time.monotonic()
+    try:
+        report, ok = await _run(services, job)
+    except Exception:
+        metrics.job_ran(job.name, time.monotonic() - started, ok=False)
+        raise
+    metrics.job_ran(job.name, time.monotonic() - started, ok=ok)
+    return report
+
+
+async def _run(services: JobServices, job: Job) -> tuple[dict[str, Any], bool]:
+    """The run's report, and whether the body succeeded."""
     if not job.record_idle:
         return await _run_recording_work_only(services, job)
     run_id = await db.jobs.start_run(services.db, job.name)
@@ -173,12 +206,12 @@ async def _run(services: JobServices, job: Job) -> dict[str, Any]:
     except Exception as exc:
         log.exception("job %s failed", job.name)
         await db.jobs.finish_run(services.db, run_id, items=0, error=repr(exc)[:2000])
-        return {"error": repr(exc)}
+        return {"error": repr(exc)}, False
     await db.jobs.finish_run(services.db, run_id, items=items, report=report)
-    return report
+    return report, True
 
 
-async def _run_recording_work_only(services: JobServices, job: Job) -> dict[str, Any]:
+async def _run_recording_work_only(services: JobServices, job: Job) -> tuple[dict[str, Any], bool]:
     started = time.monotonic()
     try:
         items, report = await job.run(services)
@@ -186,15 +219,16 @@ async def _run_recording_work_only(services: JobServices, job: Job) -> dict[str,
         log.exception("job %s failed", job.name)
         error = repr(exc)[:2000]
         await db.jobs.record_run(services.db, job.name, time.monotonic() - started, error=error)
-        return {"error": repr(exc)}
+        return {"error": repr(exc)}, False
     if items:
         await db.jobs.record_run(
             services.db, job.name, time.monotonic() - started, items=items, report=report
         )
-    return report
+    return report, True
 
 
 async def _loop(services: JobServices, job: Job, stopping: asyncio.Event) -> None:
+    metrics.JOB_INTERVAL.labels(job.name).set(job.interval(services))
     while not stopping.is_set():
         try:
             await run_once(services, job)

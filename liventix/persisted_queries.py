@@ -146,6 +146,10 @@ class Resolved:
     query: str | None
     store_as: str | None = None
     """The hash to store `query` under once it has run (an APQ registration)."""
+    registered_name: str | None = None
+    """The operation's name when `query` is a registered document (found by its hash,
+    or by its text under the allow-list): a name from the server's own list, which
+    metrics may use as a label. None otherwise, and for an anonymous operation."""
 
 
 class PersistedQueries:
@@ -177,18 +181,16 @@ class PersistedQueries:
             return Resolved(query)
         sha256_hash = requested_hash(extensions)
         if sha256_hash is None:
-            allowed = (
-                self.mode is not Mode.ALLOWLIST
-                or query is None  # nothing to run: refused as such when executed
-                or await self._registered(sha256_hex(query))
-            )
-            if not allowed:
+            if self.mode is not Mode.ALLOWLIST or query is None:
+                return Resolved(query)  # (no query: refused as such when executed)
+            registered = await self._registered(sha256_hex(query))
+            if registered is None:
                 raise PersistedQueryError(
                     403,
                     "Only registered operations run on this server; this one is not",
                     Code.NOT_ALLOWED,
                 )
-            return Resolved(query)
+            return Resolved(query, registered_name=registered.operation_name)
         if query is not None and sha256_hex(query) != sha256_hash:
             raise PersistedQueryError(
                 400,
@@ -206,9 +208,10 @@ class PersistedQueries:
                 raise PersistedQueryError(
                     403, f"Only registered operations run on this server; {why}", Code.NOT_ALLOWED
                 )
-            return Resolved(stored.query)
+            return Resolved(stored.query, registered_name=stored.operation_name)
         if stored is not None:
-            return Resolved(stored.query)
+            name = stored.operation_name if stored.registered else None
+            return Resolved(stored.query, registered_name=name)
         if query is None:
             raise not_found()
         return Resolved(query, store_as=sha256_hash)
@@ -241,6 +244,7 @@ class PersistedQueries:
                 self._cache.popitem(last=False)
         return stored
 
-    async def _registered(self, sha256_hash: str) -> bool:
+    async def _registered(self, sha256_hash: str) -> PersistedQuery | None:
+        """The registered document with this hash, or None."""
         stored = await self.lookup(sha256_hash)
-        return stored is not None and stored.registered
+        return stored if stored is not None and stored.registered else None

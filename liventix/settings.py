@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: json in production
 
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=10.0, gt=0, le=30)
     reconcile_interval_seconds: float = Field(default=86400.0, gt=0)
     anonymize_after_days: int = Field(default=90, ge=1)
+    health_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     jobs_enabled: bool = True
 
     stripe_secret_key: str | None = None
@@ -146,6 +148,14 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def log_format_in_use(self) -> Literal["json", "text"]:
+        """LOG_FORMAT, with ``auto`` resolved: JSON lines in production (for a log
+        collector), readable lines elsewhere."""
+        if self.log_format == "auto":
+            return "json" if self.is_production else "text"
+        return self.log_format
 
     @property
     def introspection_role_set(self) -> frozenset[str]:

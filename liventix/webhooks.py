@@ -11,6 +11,10 @@ other effect. A well-formed event is recorded and applied in one transaction (se
 harmless. A gateway refund the event makes necessary (a payment that arrived after the
 tickets sold out) is settled by `liventix.payments.flows.settle_refund` after the
 response is sent: Stripe only waits for the 2xx.
+
+Every delivery is counted by event type and result (`liventix_webhook_events_total`).
+The type is a label only once the signature is verified (else ``unknown``): only Stripe
+signs, and its catalogue of event types is finite, so the label stays bounded.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 
 import db.payment_events
 from db.payment_events import PaymentEvent
+from liventix.metrics import WEBHOOK_EVENTS
 from liventix.payments.flows import settle_refund
 from resolvers.context import Services
 
@@ -78,6 +83,7 @@ async def stripe_webhook(request: Request) -> Response:
     payload = await request.body()
     header = request.headers.get("stripe-signature")
     if not header:
+        WEBHOOK_EVENTS.labels(UNKNOWN_TYPE, "bad_signature").inc()
         return _bad_request("missing Stripe-Signature header")
     try:
         stripe.WebhookSignature.verify_header(
@@ -88,14 +94,21 @@ async def stripe_webhook(request: Request) -> Response:
         )
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         log.warning("rejected Stripe webhook: %s", exc)
+        WEBHOOK_EVENTS.labels(UNKNOWN_TYPE, "bad_signature").inc()
         return _bad_request("invalid signature")
     try:
         event = decode_event(payload)
     except MalformedEvent as exc:
+        WEBHOOK_EVENTS.labels(exc.event_type or UNKNOWN_TYPE, "malformed").inc()
         return await _reject(services, payload, exc)
-    outcome = await db.payment_events.process_payment_event(
-        services.db, event, now=services.clock.now()
-    )
+    try:
+        outcome = await db.payment_events.process_payment_event(
+            services.db, event, now=services.clock.now()
+        )
+    except Exception:  # answered 500, and Stripe retries
+        WEBHOOK_EVENTS.labels(event.type, "error").inc()
+        raise
+    WEBHOOK_EVENTS.labels(event.type, outcome.result).inc()
     background = None
     if outcome.refund is not None:
         background = BackgroundTask(settle_refund, services.db, services.payments, outcome.refund)

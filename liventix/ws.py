@@ -24,6 +24,11 @@ More than ``WS_MAX_SUBSCRIPTIONS`` active operations on one connection is not a
 connection error: the extra `subscribe` gets an `error` message with code
 ``TOO_MANY_SUBSCRIPTIONS`` and the connection's other operations go on.
 
+Each operation's end is logged as one line (logger ``liventix.ws``) with the
+connection's request id, the operation's name and type, the viewer id, its duration
+and its outcome: ``complete``, ``error``, ``stopped`` (the client's `complete`) or
+``disconnected``. Nothing of `connection_init` (its token) or of the variables is.
+
 Queries and mutations work too (one `next`, then `complete`). Subscriptions run through
 `Multiplexer`: identical ones share one execution and one serialized payload, and each
 member's frame is built by string concatenation around it. Frames go through a bounded
@@ -37,7 +42,9 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
 from datetime import datetime
 from itertools import count
 from typing import Any
@@ -46,9 +53,11 @@ import orjson
 from strawberry import Schema
 
 from liventix.auth import ANONYMOUS, AuthError, Viewer, bearer_token, viewer_from_token
+from liventix.metrics import GRAPHQL_ERRORS, WS_MESSAGES_SENT
 from liventix.persisted_queries import Mode, PersistedQueries, PersistedQueryError
 from liventix.realtime.mailbox import Mailbox, MailboxOverflow
 from liventix.realtime.metrics import SLOW_SUBSCRIBERS_DROPPED
+from liventix.request_log import operation_of
 from liventix.subscriptions import metrics
 from liventix.subscriptions.multiplex import Group, Multiplexer, Request
 from resolvers.context import Services
@@ -74,14 +83,20 @@ class _Close(Exception):
 class Operation:
     """One client operation (`subscribe` id) and the group that feeds it."""
 
-    __slots__ = ("conn", "group", "id", "id_json", "viewer")
+    __slots__ = ("conn", "group", "id", "id_json", "name", "started", "type", "viewer")
 
-    def __init__(self, conn: Connection, op_id: str) -> None:
+    def __init__(
+        self, conn: Connection, op_id: str, query: str = "", operation_name: str | None = None
+    ) -> None:
         self.conn = conn
         self.id = op_id
         self.id_json = orjson.dumps(op_id).decode()
         self.viewer: Viewer = conn.viewer
         self.group: Group | None = None
+        described = operation_of(query, operation_name) if query else None
+        self.name = described.name if described else None
+        self.type = described.type if described else None
+        self.started = time.perf_counter()
 
     def send_next(self, payload: str, *, replaceable: bool) -> None:
         frame = '{"id":' + self.id_json + ',"type":"next","payload":' + payload + "}"
@@ -89,11 +104,11 @@ class Operation:
 
     def send_error(self, errors: str) -> None:
         self.conn.push('{"id":' + self.id_json + ',"type":"error","payload":' + errors + "}")
-        self.conn.operation_done(self)
+        self.conn.operation_done(self, "error")
 
     def send_complete(self) -> None:
         self.conn.push('{"id":' + self.id_json + ',"type":"complete"}')
-        self.conn.operation_done(self)
+        self.conn.operation_done(self, "complete")
 
     def attach(self, group: Group) -> None:
         self.group = group
@@ -103,8 +118,15 @@ class Operation:
 
 
 class Connection:
-    def __init__(self, handler: GraphQLTransportWS, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        handler: GraphQLTransportWS,
+        receive: Receive,
+        send: Send,
+        request_id: str | None = None,
+    ) -> None:
         self.handler = handler
+        self.request_id = request_id
         self.settings = handler.services.settings
         self._receive = receive
         self._send = send
@@ -132,7 +154,7 @@ class Connection:
             metrics.WS_CONNECTIONS.dec()
             self.closed = True
             for operation in list(self.operations.values()):
-                self._stop(operation)
+                self._stop(operation, "disconnected")
             self._outbox.close()
             if self._writer is not None:
                 self._writer.cancel()
@@ -158,6 +180,7 @@ class Connection:
             while True:
                 frame = await outbox.get()
                 await send({"type": "websocket.send", "text": frame})
+                WS_MESSAGES_SENT.inc()
         except (EOFError, MailboxOverflow):
             return
         except (OSError, RuntimeError):
@@ -224,7 +247,7 @@ class Connection:
             op_id = message.get("id")
             operation = self.operations.get(op_id) if isinstance(op_id, str) else None
             if operation is not None:
-                self._stop(operation)
+                self._stop(operation, "stopped")
         else:
             raise _Close(4400, f"Unknown message type '{kind[:40]}'")
 
@@ -272,13 +295,14 @@ class Connection:
             raise _Close(4409, f"Subscriber for {op_id[:80]} already exists")
         if self._expired():
             raise _Close(4403, "token expired")
-        operation = Operation(self, op_id)
+        operation = Operation(self, op_id, query, operation_name)
         limit = self.settings.ws_max_subscriptions
         if len(self.operations) >= limit:
             error = {
                 "message": f"Too many operations on this connection (at most {limit})",
                 "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
             }
+            GRAPHQL_ERRORS.labels("TOO_MANY_SUBSCRIPTIONS").inc()
             operation.send_error(orjson.dumps([error]).decode())
             return
         self.operations[op_id] = operation
@@ -293,31 +317,53 @@ class Connection:
         """With PERSISTED_QUERIES=allowlist, a subscription runs only if its text is a
         registered operation, as over HTTP; else the operation ends with an `error`."""
         try:
-            await self.handler.persisted_queries.resolve(request.query, None)
+            resolved = await self.handler.persisted_queries.resolve(request.query, None)
         except PersistedQueryError as refused:
             error = {"message": refused.message, "extensions": {"code": str(refused.code)}}
+            GRAPHQL_ERRORS.labels(str(refused.code)).inc()
             if self.operations.get(operation.id) is operation:
                 operation.send_error(orjson.dumps([error]).decode())
             return
         if self.operations.get(operation.id) is operation and not self.closed:
+            request = replace(request, registered_operation=resolved.registered_name)
             operation.group = self.handler.multiplexer.join(operation, request)
 
     def _expired(self) -> bool:
         expires = self.viewer.expires_at
         return expires is not None and self.handler.services.clock.now() >= expires
 
-    def _stop(self, operation: Operation) -> None:
+    def _stop(self, operation: Operation, outcome: str) -> None:
         """The client completed the operation (or left): leave its group."""
         group = operation.group
         operation.group = None
         if group is not None:
             self.handler.multiplexer.leave(group, operation)
-        self.operation_done(operation)
+        self.operation_done(operation, outcome)
 
-    def operation_done(self, operation: Operation) -> None:
+    def operation_done(self, operation: Operation, outcome: str) -> None:
         if self.operations.get(operation.id) is operation:
             del self.operations[operation.id]
             metrics.WS_OPERATIONS.dec()
+            self._log_end(operation, outcome)
+
+    def _log_end(self, operation: Operation, outcome: str) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        viewer = operation.viewer.user_id
+        log.info(
+            "%s %s ended: %s",
+            operation.type or "operation",
+            operation.name or "(anonymous)",
+            outcome,
+            extra={
+                "request_id": self.request_id,
+                "operation": operation.name,
+                "operation_type": operation.type,
+                "viewer_id": str(viewer) if viewer is not None else None,
+                "duration_ms": round((time.perf_counter() - operation.started) * 1000, 2),
+                "outcome": outcome,
+            },
+        )
 
 
 class GraphQLTransportWS:
@@ -347,7 +393,7 @@ class GraphQLTransportWS:
             )
             return
         await send({"type": "websocket.accept", "subprotocol": PROTOCOL})
-        connection = Connection(self, receive, send)
+        connection = Connection(self, receive, send, scope.get("state", {}).get("request_id"))
         self.connections.add(connection)
         await connection.run()
 

@@ -51,6 +51,9 @@ class Context:
     loaders: Loaders
     request_id: str
     connection_params: dict[str, Any] | None = None
+    registered_operation: str | None = None
+    """The operation's name if the request runs a registered persisted query (set by the
+    transport, which resolved it): a bounded name for metrics, never the client's own."""
 
     @property
     def db(self) -> Database:

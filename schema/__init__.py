@@ -17,9 +17,11 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from liventix.metrics import GRAPHQL_ERRORS
 from schema.error_map import exception_handlers
-from schema.errors import log_errors
+from schema.errors import log_errors, response_code
 from schema.extensions import build_extensions
+from schema.operation_metrics import time_root_fields
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
 from schema.root.node import NodeQuery
@@ -94,7 +96,9 @@ Subscription = _root(
 
 class LiventixSchema(strawberry.Schema):
     """Strawberry's schema with our error logging: Strawberry would log every error,
-    the client's included, at ERROR with a traceback (see `schema.errors`)."""
+    the client's included, at ERROR with a traceback (see `schema.errors`). Each error
+    is also counted by the code the client sees (Strawberry calls this once per result,
+    on every transport)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -102,6 +106,8 @@ class LiventixSchema(strawberry.Schema):
         context: Any = execution_context.context if execution_context else None
         operation = execution_context.operation_name if execution_context else None
         log_errors(errors, getattr(context, "request_id", None), operation)
+        for error in errors:
+            GRAPHQL_ERRORS.labels(response_code(error)).inc()
 
 
 class SuggestionFreeExecutor(StorableTextExecutor):
@@ -125,7 +131,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema with its guards (`schema.extensions`). `production` hides "Did you
     mean" suggestions and lets only `introspection_roles` introspect."""
-    return LiventixSchema(
+    schema = LiventixSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -141,3 +147,5 @@ def build_schema(
         execution_context_class=SuggestionFreeExecutor if production else StorableTextExecutor,
         exception_handlers=exception_handlers(),
     )
+    time_root_fields(schema._schema)
+    return schema

@@ -104,6 +104,11 @@ def client_code(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+def response_code(error: GraphQLError) -> str:
+    """The code the client sees for `error` once masked (`mask_errors`)."""
+    return "INTERNAL_SERVER_ERROR" if is_unexpected(error) else client_code(error)
+
+
 def mask_errors(errors: Iterable[GraphQLError], request_id: str | None) -> list[GraphQLError]:
     """The errors as the client may see them: unexpected ones replaced by "Unexpected
     error" and the request id, client ones given a code if they have none. Logs
@@ -139,19 +144,29 @@ def log_errors(
 ) -> None:
     """Log one result's errors: each unexpected one at ERROR with its stack trace, the
     client ones together as one INFO line (they are the client's business, and a fuzzer
-    must not flood the error log)."""
+    must not flood the error log). Each line has the request id and the operation as
+    fields too (``request_id``, ``operation``), for a log search; never the variables."""
     operation = operation_name or "an anonymous operation"
+    fields = {"request_id": request_id, "operation": operation_name}
     codes: list[str] = []
     for error in errors:
         if not is_unexpected(error):
             codes.append(client_code(error))
             continue
+        field_path = ".".join(str(p) for p in error.path or ()) or "-"
         log.error(
             "unexpected error in %s at %s (request %s)",
             operation,
-            ".".join(str(p) for p in error.path or ()) or "-",
+            field_path,
             request_id,
             exc_info=error.original_error,
+            extra={**fields, "field_path": field_path, "error_codes": ["INTERNAL_SERVER_ERROR"]},
         )
     if codes:
-        log.info("client error in %s (request %s): %s", operation, request_id, ", ".join(codes))
+        log.info(
+            "client error in %s (request %s): %s",
+            operation,
+            request_id,
+            ", ".join(codes),
+            extra={**fields, "error_codes": codes},
+        )

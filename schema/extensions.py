@@ -4,7 +4,8 @@ In production (`build_extensions(production=True)`) three more: validation and
 execution errors carry no "Did you mean ...?" suggestions (they would spell out the
 schema that introspection hides), and `IntrospectionGuard` refuses ``__schema`` and
 ``__type`` to callers whose role may not explore the schema. Everywhere, queries and
-mutations are stopped after a time limit (`ExecutionTimeout`).
+mutations are stopped after a time limit (`ExecutionTimeout`), and every operation is
+counted and timed for Prometheus (`schema.operation_metrics`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
 from schema.limits import INTROSPECTION_ROOTS, cost_limit_rule, depth_limit_rule
+from schema.operation_metrics import OperationMetrics
 from schema.text import StorableTextRule
 
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
@@ -68,6 +70,7 @@ def build_extensions(
         StorableTextRule,
     ]
     extensions: list[Any] = [
+        OperationMetrics,  # first: it sees the operation whole, every guard's refusal too
         partial(MaxTokensLimiter, max_token_count=max_tokens),
         partial(AddValidationRules, rules),
         partial(ParserCache, maxsize=1024),

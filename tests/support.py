@@ -161,10 +161,12 @@ _SETTINGS_VARS = {name.upper() for name in Settings.model_fields}
 
 class ApiProcess:
     """`liventix serve` in a subprocess on a free port, run in `workdir` and configured
-    only by the variables set here (none of the caller's settings leak in)."""
+    only by the variables set here (none of the caller's settings leak in); with
+    `workers` > 1, `serve --workers N`."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, workdir: Path, *, workers: int = 1) -> None:
         self.port = free_port()
+        self.workdir = workdir
         env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
         env.update(
             DATABASE_URL=database_url,
@@ -174,8 +176,11 @@ class ApiProcess:
             ENVIRONMENT="test",
             LOG_LEVEL="warning",
         )
+        command = [sys.executable, "-m", "liventix.cli", "serve"]
+        if workers > 1:
+            command += ["--workers", str(workers)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "liventix.cli", "serve"],
+            command,
             cwd=workdir,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -128,9 +128,11 @@ class ReliablePostgresBackend(BroadcastBackend):
             conn.terminate()
             raise
         self._conn, self._lost = conn, lost
+        metrics.LISTENER_CONNECTED.set(1)
 
     async def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
+        metrics.LISTENER_CONNECTED.set(0)
         if conn is not None and not conn.is_closed():
             try:
                 async with asyncio.timeout(2.0):

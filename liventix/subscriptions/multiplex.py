@@ -63,6 +63,8 @@ class Request:
     variables: dict[str, Any] | None
     operation_name: str | None
     connection_params: dict[str, Any] | None = None
+    registered_operation: str | None = None
+    """Its name if `query` is a registered persisted query (see `Context`)."""
 
 
 @dataclass(eq=False)
@@ -191,6 +193,7 @@ class Multiplexer:
             loaders=Loaders(self.services.db),
             request_id=request_id,
             connection_params=group.request.connection_params,
+            registered_operation=group.request.registered_operation,
         )
 
     async def _run(self, group: Group) -> None:
@@ -227,7 +230,9 @@ class Multiplexer:
             self._end(group)
             raise
         except Exception as exc:
-            log.exception("shared execution failed (request %s)", request_id)
+            log.exception(
+                "shared execution failed (request %s)", request_id, extra={"request_id": request_id}
+            )
             error = GraphQLError("Unexpected error", original_error=exc)
             self._failed(group, [error], request_id)
             return
