@@ -34,7 +34,7 @@ from liventix.clock import FrozenClock
 from liventix.embedded import server_url, start_embedded
 from liventix.settings import Settings, load_settings
 from liventix.ws import GraphQLTransportWS
-from tests.support import GraphQLClient, WSClient, free_port
+from tests.support import ApiProcess, GraphQLClient, WSClient, free_port
 
 TEMPLATE_NAME = f"liventix_tpl_{os.getpid()}"
 
@@ -258,3 +258,18 @@ def handler(server: ServerThread) -> GraphQLTransportWS:
     app: Any = server.server.config.app
     websockets: GraphQLTransportWS = app.state.websockets
     return websockets
+
+
+@pytest.fixture
+async def two_processes(
+    database_url: str, database: Database, tmp_path: Path
+) -> AsyncIterator[tuple[ApiProcess, ApiProcess]]:
+    """Two `liventix serve` processes on one database (the demo data seeded): PostgreSQL
+    is the only thing they share."""
+    await db.demo.seed(database)
+    a, b = ApiProcess(database_url, tmp_path), ApiProcess(database_url, tmp_path)
+    try:
+        await asyncio.gather(a.ready(), b.ready())
+        yield a, b
+    finally:
+        await asyncio.gather(a.stop(), b.stop())

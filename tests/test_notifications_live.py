@@ -3,9 +3,7 @@ commit, mark-read from another tab, nothing of anyone else's, across processes."
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -96,19 +94,6 @@ async def test_anonymous_viewers_cannot_subscribe(ws: Callable[..., Any]) -> Non
     assert message["id"] == op
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
-
-
-@pytest.fixture
-async def two_processes(
-    database_url: str, database: Database, tmp_path: Path
-) -> AsyncIterator[tuple[ApiProcess, ApiProcess]]:
-    await db.demo.seed(database)
-    a, b = ApiProcess(database_url, tmp_path), ApiProcess(database_url, tmp_path)
-    try:
-        await asyncio.gather(a.ready(), b.ready())
-        yield a, b
-    finally:
-        await asyncio.gather(a.stop(), b.stop())
 
 
 @pytest.mark.slow

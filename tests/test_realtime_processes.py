@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from databases import Database
 
-import db.demo
 from db.core import transaction
 from db.notify import announce_tier
 from liventix.auth import Role
@@ -19,19 +16,6 @@ from tests.support import ApiProcess, GraphQLClient, WSClient, key_of
 from tests.test_realtime_ws import AVAILABILITY, EVENT, RESERVE
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def two_processes(
-    database_url: str, database: Database, tmp_path: Path
-) -> AsyncIterator[tuple[ApiProcess, ApiProcess]]:
-    await db.demo.seed(database)
-    a, b = ApiProcess(database_url, tmp_path), ApiProcess(database_url, tmp_path)
-    try:
-        await asyncio.gather(a.ready(), b.ready())
-        yield a, b
-    finally:
-        await asyncio.gather(a.stop(), b.stop())
 
 
 async def test_change_through_one_process_reaches_a_subscriber_of_the_other_and_a_rollback_nobody(
