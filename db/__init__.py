@@ -10,8 +10,9 @@ Modules, by concept:
 * events and feed: `events` (records, organizer writes, who sees an event), `feed`
   (posts), `users` (profiles);
 * capacity: `tiers` (tier records, organizer writes, which tiers are listed), `holds`
-  (the only writer of tier counters and hold states; the lock order is written there),
-  `reservations` (the buyer's reserve/release), `sweeper` (expired holds);
+  (the only writer of tier counters and hold states, with its SQL function
+  `ticketing.reserve_hold` that makes a hold in one statement; the lock order is written
+  there), `reservations` (the buyer's reserve/release), `sweeper` (expired holds);
 * orders: `order_records` (shared records), `checkout`, `completion`,
   `payment_events` (Stripe events), `refunds`, `checkin`, `order_queries` (reads),
   `privacy` (contact anonymization);

@@ -166,6 +166,9 @@ class TierMessage:
 
     The counters are absolute and `version` grows with every change, so applying a
     message is idempotent and one older than what a subscriber holds can be skipped.
+    The hold's SQL function (`ticketing.announce_tier`, called by
+    `ticketing.reserve_hold`) writes this wire form itself, byte for byte what
+    `encode` gives and orjson writes; tests/test_reserve_hold.py holds them together.
     """
 
     PREFIX: ClassVar[str] = "tier:"

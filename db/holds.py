@@ -4,10 +4,21 @@
 `ticketing.ticket_holds` (created, resized, attached to an order, released, expired,
 converted) are written here and nowhere else (tests/test_capacity_owner.py greps for
 strays). Every function takes the open connection of the caller's transaction, so it
-commits or rolls back with the business operation that called it; each change to a
-tier's counters is announced with `db.notify.announce_tier` in that same transaction.
-(Longer than the other modules on purpose: every write of capacity is here, so it is
-reviewed, and its locks checked against the order below, in one place.)
+commits or rolls back with the business operation that called it (`reserve` is a
+statement that is its own transaction); each change to a tier's counters is announced
+with `db.notify.announce_tier` in that same transaction. (Longer than the other
+modules on purpose: every write of capacity is here, so it is reviewed, and its locks
+checked against the order below, in one place.)
+
+One part of this module runs inside PostgreSQL: a buyer's hold (`reserve`) is the
+server-side function `ticketing.reserve_hold` (with its helpers
+`ticketing.expire_lapsed_holds` and `ticketing.announce_tier`), created by
+`db/migrations/0010_reserve_hold_function.sql` and called by `reserve` alone. It is
+this module's SQL, kept beside the rows so that the whole hold (release of the tier's
+lapsed holds, the conditional update, the hold's insert or resize, the announcement)
+is one statement: one round trip, and the tier's row lock held for the microseconds
+the function runs instead of across client round trips. A change to its rules is a
+new migration that replaces the function.
 
 The database arbitrates capacity. Taking seats is one conditional update::
 
@@ -17,7 +28,9 @@ The database arbitrates capacity. Taking seats is one conditional update::
 which cannot oversell under READ COMMITTED (the second writer re-checks the row after
 the first commits), and the CHECK constraints on the table back it up. Zero rows means
 sold out, but only after the tier's expired holds were released and the update tried
-again, so an expired hold never blocks a buyer.
+again, so an expired hold never blocks a buyer. A refusal that a read without locks
+already proves (the tier had no room and none of its holds had lapsed) is answered
+before any lock, so refusals of a sold-out tier never queue on its row.
 
 Lock order. Every transaction that touches tiers or holds takes row locks in this one
 order, written here once::
@@ -36,12 +49,16 @@ first (checkout takes FOR KEY SHARE on its tiers before its holds; a new hold is
 inserted after the conditional update has locked its tier). FOR KEY SHARE does not
 conflict with the plain UPDATE of a tier's counters, so checkout never queues behind
 buyers, only behind the FOR UPDATE of a release, an expiry, a sweep, a drift repair or
-a completion. Reads take no lock; `events.events` and `users.profiles` rows come last
-(foreign keys lock them; their own writers lock nothing of ticketing after them).
-Whatever still collides (a serialization failure, or a deadlock with code outside this
-order) is retried by `db.core.retry_transient` around each transaction.
+a completion. `ticketing.reserve_hold` keeps the same order: the tier (by the
+conditional update; FOR UPDATE when it resizes the buyer's own hold, as a release
+does, or releases lapsed holds), then the hold. Reads take no lock; `events.events`
+and `users.profiles` rows come last (foreign keys lock them; their own writers lock
+nothing of ticketing after them). Whatever still collides (a serialization failure,
+or a deadlock with code outside this order) is retried by `db.core.retry_transient`
+around each transaction.
 
-Errors: `TicketingError(SOLD_OUT)` with ``available`` from `take_seats`.
+Errors: `TicketingError` with a `TicketingCode`, from `reserve` (SOLD_OUT carries
+``available``).
 """
 
 from __future__ import annotations
@@ -54,9 +71,11 @@ from datetime import datetime
 from typing import Literal
 
 import asyncpg
+import orjson
 
+from db.channels import NOTIFY_CHANNEL, TierMessage
 from db.errors import TicketingCode, TicketingError
-from db.notify import announce_tier
+from db.notify import announce_tier, sent_by_sql
 
 HOLD_FIELDS = (
     "id",
@@ -96,12 +115,98 @@ class HoldRecord:
         return cls(**{name: row[name] for name in HOLD_FIELDS})
 
 
-# --- taking and giving back seats ----------------------------------------------------
+# --- a buyer's hold, in one statement -----------------------------------------------
 
-_TAKE = f"""UPDATE ticketing.ticket_tiers
-               SET reserved_quantity = reserved_quantity + $2
-             WHERE id = $1 AND quantity - reserved_quantity - issued_quantity >= $2
-         RETURNING {COUNTERS}"""
+_RESERVE = f"""SELECT r.outcome, r.seats_free, r.order_limit, r.sales_open_at, r.notices,
+                      {", ".join(f"(r.hold).{name}" for name in HOLD_FIELDS)}
+                 FROM ticketing.reserve_hold($1, $2, $3, $4, $5, $6) r"""
+
+
+def sold_out(available: int) -> TicketingError:
+    return TicketingError(
+        f"Sold out: {max(available, 0)} left",
+        code=TicketingCode.SOLD_OUT,
+        field="quantity",
+        available=max(available, 0),
+    )
+
+
+def _refusal(row: asyncpg.Record) -> TicketingError:
+    """The typed error for an outcome of `ticketing.reserve_hold` other than 'held'."""
+    outcome: str = row["outcome"]
+    if outcome == "SOLD_OUT":
+        return sold_out(row["seats_free"])
+    if outcome == "TIER_NOT_FOUND":
+        return TicketingError("Tier not found", code=TicketingCode.TIER_NOT_FOUND, field="tier_id")
+    if outcome == "EVENT_NOT_PUBLISHED":
+        return TicketingError("The event is not on sale", code=TicketingCode.EVENT_NOT_PUBLISHED)
+    if outcome == "SALES_CLOSED":
+        return TicketingError("Sales for this tier are closed", code=TicketingCode.SALES_ENDED)
+    if outcome == "SALES_NOT_OPEN":
+        return TicketingError(
+            "Sales have not opened yet",
+            code=TicketingCode.SALES_NOT_OPEN,
+            opens_at=row["sales_open_at"],
+        )
+    if outcome == "SALES_ENDED":
+        return TicketingError("Sales have ended", code=TicketingCode.SALES_ENDED)
+    if outcome == "MAX_PER_ORDER_EXCEEDED":
+        return TicketingError(
+            f"At most {row['order_limit']} per order",
+            code=TicketingCode.MAX_PER_ORDER_EXCEEDED,
+            field="quantity",
+            max_per_order=row["order_limit"],
+        )
+    if outcome == "HOLD_IN_CHECKOUT":
+        return TicketingError(
+            "This hold is in checkout; finish or cancel that order first",
+            code=TicketingCode.HOLD_IN_CHECKOUT,
+        )
+    raise RuntimeError(f"ticketing.reserve_hold answered an unknown outcome {outcome!r}")
+
+
+async def reserve(
+    conn: asyncpg.Connection,
+    *,
+    tier_id: uuid.UUID,
+    user_id: uuid.UUID,
+    quantity: int,
+    now: datetime,
+    expires_at: datetime,
+) -> HoldRecord | TicketingError:
+    """Hold `quantity` (≥ 1) seats of the tier for the user until `expires_at`: the
+    whole hold in one statement, `ticketing.reserve_hold` (see the migration for its
+    steps). The user's active hold on the tier is resized (only the difference is
+    taken or given back) and its expiry refreshed; otherwise a new hold is made.
+
+    Run it as a statement of its own on a connection outside any transaction, so that
+    it commits as it returns and the tier's row lock lasts only as long as the function
+    runs; inside a transaction it is still correct, only the lock lasts until that
+    transaction ends. Wrap it in `db.notify.recording`: the announcements it made are
+    recorded for this process's subscribers, to be handed on once it has committed.
+
+    Returns the hold, or the `TicketingError` to raise (SOLD_OUT with ``available``,
+    TIER_NOT_FOUND, EVENT_NOT_PUBLISHED, SALES_NOT_OPEN with ``opens_at``, SALES_ENDED,
+    MAX_PER_ORDER_EXCEEDED with ``max_per_order``, HOLD_IN_CHECKOUT). The error is
+    returned, not raised, because a refusal may have committed the release of lapsed
+    holds: the caller leaves `recording` normally, so those announcements are handed
+    on, and then raises. A concurrent first hold by the same user raises
+    `asyncpg.UniqueViolationError` (constraint ``ticket_holds_one_active``), having
+    written nothing; running it again resizes that hold.
+    """
+    row = await conn.fetchrow(_RESERVE, tier_id, user_id, quantity, now, expires_at, NOTIFY_CHANNEL)
+    assert row is not None
+    for payload in row["notices"]:
+        message = TierMessage.decode(orjson.loads(payload))
+        if not isinstance(message, TierMessage):  # the function and db.channels disagree
+            raise RuntimeError(f"ticketing.reserve_hold announced {payload!r}")
+        sent_by_sql(message)
+    if row["outcome"] != "held":
+        return _refusal(row)
+    return HoldRecord.from_row(row)
+
+
+# --- giving back seats ----------------------------------------------------------------
 
 _GIVE_BACK = f"""UPDATE ticketing.ticket_tiers
                     SET reserved_quantity = reserved_quantity - $2
@@ -115,73 +220,6 @@ _RETURN_SEATS = {
               RETURNING {COUNTERS}"""
     for counter in ("reserved_quantity", "issued_quantity")
 }
-
-_PROBE = """SELECT quantity - reserved_quantity - issued_quantity AS available,
-                  EXISTS (SELECT 1 FROM ticketing.ticket_holds
-                           WHERE tier_id = $1 AND status = 'active' AND expires_at <= $2)
-                      AS ghosts
-             FROM ticketing.ticket_tiers WHERE id = $1"""
-
-
-class SoldOutAfterExpiring(Exception):
-    """Sold out even after releasing the tier's expired holds.
-
-    Raising rolls the buyer's transaction back, releases included; the caller then
-    releases them again in a transaction of its own (`expire_tier_holds`), so a refused
-    buyer never leaves ghost reservations behind for the sweeper.
-    """
-
-    def __init__(self, available: int) -> None:
-        super().__init__(available)
-        self.available = available
-
-
-def sold_out(available: int) -> TicketingError:
-    return TicketingError(
-        f"Sold out: {max(available, 0)} left",
-        code=TicketingCode.SOLD_OUT,
-        field="quantity",
-        available=max(available, 0),
-    )
-
-
-async def take_seats(
-    conn: asyncpg.Connection,
-    tier_id: uuid.UUID,
-    seats: int,
-    now: datetime,
-    *,
-    expired_already: bool = False,
-) -> asyncpg.Record:
-    """Reserve `seats` more of the tier (the conditional update above); the tier's row.
-
-    If there is no room, the tier's expired holds are released and the update tried
-    once more. Raises `TicketingError(SOLD_OUT)`, or `SoldOutAfterExpiring` when holds
-    were released on the way (or `expired_already` says the caller released some) and
-    must be released again after the rollback. The probe takes no lock, so a sold-out
-    answer does not queue behind the buyers still being served; it is safe, since no
-    hold can newly become expired as of `now` (holds are created expiring later).
-    """
-    tier: asyncpg.Record | None = await conn.fetchrow(_TAKE, tier_id, seats)
-    if tier is None:
-        probe = await conn.fetchrow(_PROBE, tier_id, now)
-        assert probe is not None
-        available: int = probe["available"]
-        if available >= seats:  # seats came back between the update and the probe
-            tier = await conn.fetchrow(_TAKE, tier_id, seats)
-        if tier is None and probe["ghosts"]:
-            freed = await expire_tier_holds(conn, tier_id, now)
-            if freed is not None:
-                tier = await conn.fetchrow(_TAKE, tier_id, seats)
-                if tier is None:
-                    left = freed["quantity"] - freed["reserved_quantity"]
-                    raise SoldOutAfterExpiring(left - freed["issued_quantity"])
-        if tier is None:
-            if expired_already:
-                raise SoldOutAfterExpiring(available)
-            raise sold_out(available)
-    await announce_tier(conn, tier)
-    return tier
 
 
 async def give_back(conn: asyncpg.Connection, tier_id: uuid.UUID, seats: int) -> None:
@@ -269,58 +307,6 @@ async def expire_tiers_holds(
 
 
 # --- hold rows ------------------------------------------------------------------------
-
-
-async def insert_hold(
-    conn: asyncpg.Connection,
-    *,
-    tier_id: uuid.UUID,
-    event_id: uuid.UUID,
-    user_id: uuid.UUID,
-    quantity: int,
-    expires_at: datetime,
-    now: datetime,
-) -> HoldRecord:
-    """A new active hold; its seats must already be taken (`take_seats`)."""
-    row = await conn.fetchrow(
-        f"""INSERT INTO ticketing.ticket_holds
-                (tier_id, event_id, user_id, quantity, expires_at, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $6)
-            RETURNING {HOLD_COLUMNS}""",
-        tier_id,
-        event_id,
-        user_id,
-        quantity,
-        expires_at,
-        now,
-    )
-    assert row is not None
-    return HoldRecord.from_row(row)
-
-
-async def resize_hold(
-    conn: asyncpg.Connection,
-    hold_id: uuid.UUID,
-    *,
-    held: int,
-    quantity: int,
-    expires_at: datetime,
-    now: datetime,
-) -> HoldRecord | None:
-    """Set an active, unattached hold of `held` seats to `quantity` and a new expiry;
-    None if it changed meanwhile. The seat difference must already be taken or given."""
-    row = await conn.fetchrow(
-        f"""UPDATE ticketing.ticket_holds
-               SET quantity = $2, expires_at = $3, updated_at = $4
-             WHERE id = $1 AND status = 'active' AND order_id IS NULL AND quantity = $5
-         RETURNING {HOLD_COLUMNS}""",
-        hold_id,
-        quantity,
-        expires_at,
-        now,
-        held,
-    )
-    return HoldRecord.from_row(row) if row is not None else None
 
 
 async def release_unattached(

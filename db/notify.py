@@ -15,6 +15,9 @@ twice and must be idempotent (the feed page cache drops pages: twice is harmless
 A message sent inside a savepoint that `db.core.transaction` rolled back is discarded
 with it; one inside a raw ``conn.transaction()`` savepoint that rolled back may still
 be handed on locally (never over LISTEN), which an idempotent consumer tolerates.
+A statement that commits by itself (a server-side function called outside any
+transaction: `db.reservations`'s hold) is wrapped in `recording` directly, and what its
+SQL sent is recorded with `sent_by_sql`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,17 @@ async def publish(conn: asyncpg.Connection, message: Message) -> None:
     if len(body) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"notification payload too large ({len(body)} bytes)")
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, body)
+    sent_by_sql(message)
+
+
+def sent_by_sql(message: Message) -> None:
+    """Record `message`, which SQL of the current transaction already sent with
+    `pg_notify` (`publish`, or a server-side function such as `ticketing.reserve_hold`),
+    so that this process's local dispatcher receives it after COMMIT like any other.
+
+    Outside `recording` (and so outside `db.core.transaction`) it records nothing: the
+    message still reaches every process, this one included, over LISTEN.
+    """
     recorder = _recorder.get()
     if recorder is not None:
         recorder.messages.append(message)

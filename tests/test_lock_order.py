@@ -4,8 +4,9 @@
 tiers, holds, tickets). The first test replays, step by step on real connections, the
 interleaving that used to deadlock checkout against `releaseHold`; the retry tests
 provoke a real deadlock between two connections and show `retry_transient` reruns the
-victim; the last one runs hundreds of checkout/release pairs on the same holds at once
-and checks every answer is typed and the books still balance.
+victim; the last two run hundreds of checkout/release pairs, and checkout/resize pairs
+(the resize through the hold function, `ticketing.reserve_hold`), on the same holds at
+once and check every answer is typed and the books still balance.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from liventix.clock import FrozenClock
 from liventix.payments import flows
 from liventix.payments.flows import CheckoutResult
 from liventix.payments.gateways import LocalGateway
-from tests.orders_support import add_event, add_user, assert_books_balanced, count, hold
+from tests.orders_support import PRICE, add_event, add_user, assert_books_balanced, count, hold
 
 CONTACT = Contact(email="sam@example.com", name="Sam Fan")
 
@@ -248,4 +249,58 @@ async def test_hundreds_of_checkout_release_pairs_on_the_same_holds(
     assert await count(database, "SELECT count(*) FROM ticketing.orders") == checkouts
     reserved = await count(database, "SELECT sum(reserved_quantity) FROM ticketing.ticket_tiers")
     assert reserved == checkouts
+    await assert_books_balanced(database)
+
+
+async def test_checkout_and_resize_of_one_hold_never_deadlock(
+    database: Database, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Holds each checked out and resized (1 → 2 seats) by their buyer at once.
+
+    The resize goes through `ticketing.reserve_hold` (tier FOR UPDATE, then the hold),
+    checkout takes FOR KEY SHARE on the tier, then the hold: checkout first → the
+    resize says HOLD_IN_CHECKOUT and the order has 1 seat; resize first → the order has
+    2. Nothing else, no retry, and the books balance.
+    """
+    organizer = await add_user(database, "organizer")
+    pairs = PAIRS // 2
+    tiers = [(await add_event(database, organizer, clock, quantity=pairs * 2))[1] for _ in range(2)]
+    buyers = [await add_user(database) for _ in range(pairs)]
+    holds = [await hold(database, clock, buyer, tiers[i % 2], 1) for i, buyer in enumerate(buyers)]
+    gateway = LocalGateway()
+    rng = random.Random(7)
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def pair(buyer: uuid.UUID, held: uuid.UUID, tier: uuid.UUID) -> tuple[object, object]:
+        async def checkout() -> CheckoutResult:
+            await asyncio.sleep(rng.random() / 500)
+            return await flows.checkout(
+                database, gateway, clock, user_id=buyer, hold_ids=[held], contact=CONTACT
+            )
+
+        async def resize() -> db.holds.HoldRecord:
+            await asyncio.sleep(rng.random() / 500)
+            return await db.reservations.reserve_tickets(
+                database, buyer, tier, 2, now=clock.now(), ttl_seconds=900
+            )
+
+        async with slots:
+            won, grown = await asyncio.gather(_typed(checkout()), _typed(resize()))
+        return won, grown
+
+    outcomes = await asyncio.gather(
+        *(pair(b, h, tiers[i % 2]) for i, (b, h) in enumerate(zip(buyers, holds, strict=True)))
+    )
+    first = 0
+    for won, grown in outcomes:
+        assert isinstance(won, CheckoutResult), won
+        if isinstance(grown, DomainError):
+            assert grown.code == "HOLD_IN_CHECKOUT", grown
+            assert won.checkout.order.total_cents == PRICE
+            first += 1
+        else:
+            assert isinstance(grown, db.holds.HoldRecord) and grown.quantity == 2
+            assert won.checkout.order.total_cents == 2 * PRICE
+    assert 0 < first < pairs, "both sides should win some races"
+    assert retries(caplog) == [], "with one lock order nothing deadlocks to begin with"
     await assert_books_balanced(database)
