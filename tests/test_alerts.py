@@ -105,6 +105,7 @@ def test_the_platforms_alerts_are_all_there() -> None:
         "RealtimeListenerDown",
         "HighErrorRate",
         "JobStalled",
+        "JobsNotRunning",
         "EmailsDeadLettered",
         "UnsettledRefunds",
     }
