@@ -91,3 +91,31 @@ async def wait_ready(base: str, *, attempts: int = 600) -> None:
                     return
             await asyncio.sleep(0.1)
     raise RuntimeError("server did not become ready")
+
+
+def read_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete (unmasked, server-to-client) WebSocket frames at the start of
+    `buffer` as (opcode, payload), and the bytes left over for the next read. The
+    benchmarks' clients parse frames by hand: thousands of them in one process, where a
+    full client library per connection would measure the client, not the server."""
+    frames: list[tuple[int, bytes]] = []
+    offset = 0
+    while len(buffer) - offset >= 2:
+        opcode = buffer[offset] & 0x0F
+        length = buffer[offset + 1] & 0x7F
+        start = offset + 2
+        if length == 126:
+            if len(buffer) - offset < 4:
+                break
+            length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+            start = offset + 4
+        elif length == 127:
+            if len(buffer) - offset < 10:
+                break
+            length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
+            start = offset + 10
+        if len(buffer) < start + length:
+            break
+        frames.append((opcode, buffer[start : start + length]))
+        offset = start + length
+    return frames, buffer[offset:]

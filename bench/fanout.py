@@ -45,6 +45,7 @@ from bench.common import (
     free_port,
     fresh_database,
     postgres_server,
+    read_frames,
     wait_ready,
 )
 from db.core import create_database
@@ -124,31 +125,12 @@ class LeanSubscriber(asyncio.Protocol):
             self.handshaken = True
             self.buffer = rest
             self.on_ready(self)
-        buffer = self.buffer
-        offset = 0
-        while len(buffer) - offset >= 2:
-            opcode = buffer[offset] & 0x0F
-            length = buffer[offset + 1] & 0x7F
-            start = offset + 2
-            if length == 126:
-                if len(buffer) - offset < 4:
-                    break
-                length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
-                start = offset + 4
-            elif length == 127:
-                if len(buffer) - offset < 10:
-                    break
-                length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
-                start = offset + 10
-            if len(buffer) < start + length:
-                break
-            payload = buffer[start : start + length]
-            offset = start + length
+        frames, self.buffer = read_frames(self.buffer)
+        for opcode, payload in frames:
             if opcode == 1:
                 self.on_next(self, payload, now)
             elif opcode == 8 and self.transport is not None:
                 self.transport.close()
-        self.buffer = buffer[offset:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():

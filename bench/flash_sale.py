@@ -192,8 +192,20 @@ async def seed(url: str, args: argparse.Namespace, pgbench_transactions: int) ->
         await database.disconnect()
 
 
+async def tier_taken(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
+    """Seats of the tier reserved or issued, and seats its active holds hold."""
+    _, taken, held = await _tier_seats(url, tier_id)
+    return taken, held
+
+
 async def oversold(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
     """Seats taken beyond capacity, by the tier's counters and by its active holds."""
+    quantity, taken, held = await _tier_seats(url, tier_id)
+    return max(0, taken - quantity), max(0, held - quantity)
+
+
+async def _tier_seats(url: str, tier_id: uuid.UUID) -> tuple[int, int, int]:
+    """(capacity, seats reserved or issued, seats held by active holds) of a tier."""
     conn = await asyncpg.connect(url)
     try:
         row = await conn.fetchrow(
@@ -206,24 +218,7 @@ async def oversold(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
     finally:
         await conn.close()
     assert row is not None
-    return max(0, row["taken"] - row["quantity"]), max(0, row["held"] - row["quantity"])
-
-
-async def tier_taken(url: str, tier_id: uuid.UUID) -> tuple[int, int]:
-    """Seats of the tier reserved or issued, and seats its active holds hold."""
-    conn = await asyncpg.connect(url)
-    try:
-        row = await conn.fetchrow(
-            """SELECT reserved_quantity + issued_quantity AS taken,
-                      (SELECT coalesce(sum(quantity), 0) FROM ticketing.ticket_holds
-                        WHERE tier_id = $1 AND status = 'active') AS held
-                 FROM ticketing.ticket_tiers WHERE id = $1""",
-            tier_id,
-        )
-    finally:
-        await conn.close()
-    assert row is not None
-    return row["taken"], row["held"]
+    return row["quantity"], row["taken"], row["held"]
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 from websockets.asyncio.client import ClientConnection, connect
@@ -26,6 +27,19 @@ from liventix.settings import Settings
 from resolvers.ids import decode_global_id, global_id
 
 PROTOCOL = "graphql-transport-ws"
+
+
+async def until_waiting(monitor: asyncpg.Connection, sessions: int) -> None:
+    """Return once `sessions` backends of this database are blocked on a lock."""
+    for _ in range(1000):
+        waiting = await monitor.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+        )
+        if waiting >= sessions:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {sessions} sessions waiting for a lock")
 
 
 def gid(type_name: str, key: uuid.UUID | int) -> str:

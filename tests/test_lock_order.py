@@ -34,6 +34,7 @@ from liventix.payments import flows
 from liventix.payments.flows import CheckoutResult
 from liventix.payments.gateways import LocalGateway
 from tests.orders_support import PRICE, add_event, add_user, assert_books_balanced, count, hold
+from tests.support import until_waiting
 
 CONTACT = Contact(email="sam@example.com", name="Sam Fan")
 
@@ -46,19 +47,6 @@ async def monitor(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
-
-
-async def until_waiting(monitor: asyncpg.Connection, sessions: int) -> None:
-    """Return once `sessions` backends of this database are blocked on a lock."""
-    for _ in range(1000):
-        waiting = await monitor.fetchval(
-            """SELECT count(*) FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock'"""
-        )
-        if waiting >= sessions:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {sessions} sessions waiting for a lock")
 
 
 def retries(caplog: pytest.LogCaptureFixture) -> list[str]:

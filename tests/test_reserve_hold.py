@@ -33,6 +33,7 @@ from db.core import connection
 from db.errors import TicketingError
 from liventix.clock import FrozenClock
 from tests.orders_support import add_event, add_user, assert_books_balanced, count, hold
+from tests.support import until_waiting
 
 TTL = 900
 # Buyers racing at once for the last seats, each on a connection of its own (kept well
@@ -65,19 +66,6 @@ async def listener(database_url: str) -> AsyncIterator[asyncio.Queue[str]]:
         yield heard
     finally:
         await conn.close()
-
-
-async def until_waiting(monitor: asyncpg.Connection, sessions: int) -> None:
-    """Return once `sessions` backends of this database are blocked on a lock."""
-    for _ in range(1000):
-        waiting = await monitor.fetchval(
-            """SELECT count(*) FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock'"""
-        )
-        if waiting >= sessions:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {sessions} sessions waiting for a lock")
 
 
 async def heard_messages(heard: asyncio.Queue[str], n: int) -> list[TierMessage]:
