@@ -50,6 +50,7 @@ from bench.common import (
 )
 from db.core import create_database
 from db.notify import announce_tier
+from resolvers.ids import global_id
 
 CHANGES = 20
 PER_PROCESS = 2500
@@ -275,7 +276,7 @@ async def run(admin_url: str, subscribers: int, unshared: bool) -> dict[str, flo
             uuid.UUID(EVENT),
         )
         assert tier is not None
-        tier_id = str(tier["id"])
+        tier_id = global_id("TicketTier", tier["id"])  # as the API spells it in messages
         proc = psutil.Process(server.pid)
         rss_before = proc.memory_info().rss
         ctx = mp.get_context("spawn")
