@@ -135,6 +135,7 @@ def create_database(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_connection,
         # JIT compiles a plan whose estimated cost is high: for a set-based INSERT ...
         # SELECT over thousands of rows (a post notifying every ticket holder) that
         # costs more than the query itself, and short OLTP queries never gain from it.
@@ -152,6 +153,34 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
             decoder=orjson.loads,
             schema="pg_catalog",
         )
+
+
+# Backend pids of pooled connections that took session state (`keeps_session_state`).
+_stateful_pids: set[int] = set()
+
+
+def keeps_session_state(conn: asyncpg.Connection) -> None:
+    """Mark `conn` as holding session state beyond a transaction (a session advisory
+    lock): it gets asyncpg's full reset when released, in case its owner could not
+    undo that state itself."""
+    _stateful_pids.add(conn.get_server_pid())
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """What the pool does to a released connection, after asyncpg has rolled back an
+    open transaction and dropped listener callbacks.
+
+    asyncpg's default reset (`CLOSE ALL; UNLISTEN *; RESET ALL;` and an advisory
+    unlock) is a round trip on every release, that is on every request. Our statements
+    leave nothing behind a transaction: settings are the connection's startup
+    parameters (`create_database`), LISTEN has its own connection (`liventix.realtime`), and
+    cursors live inside transactions. The one exception, `db.jobs.exclusive`, marks its
+    connection with `keeps_session_state` and gets the full reset.
+    """
+    pid = conn.get_server_pid()
+    if pid in _stateful_pids:
+        _stateful_pids.discard(pid)
+        await conn.execute(conn.get_reset_query())
 
 
 def _acquire_timeout(database: Database) -> float:

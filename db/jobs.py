@@ -9,7 +9,7 @@ from typing import Any
 
 from databases import Database
 
-from db.core import connection, transaction
+from db.core import connection, keeps_session_state, transaction
 
 
 @asynccontextmanager
@@ -21,6 +21,7 @@ async def exclusive(database: Database, job: str) -> AsyncIterator[bool]:
     """
     key = zlib.crc32(f"liventix.job.{job}".encode())
     async with connection(database) as conn:
+        keeps_session_state(conn)  # released fully even if the unlock below never runs
         got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
         try:
             yield bool(got)

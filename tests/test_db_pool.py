@@ -1,8 +1,11 @@
-"""The pool's acquire timeout: `DB_ACQUIRE_TIMEOUT` bounds every wait for a connection.
+"""The pool: its acquire timeout and what it resets on release.
 
-With the pool saturated (one connection, held by another task), asking for a
-connection fails with `PoolTimeout` after about the configured time, not after a
-hard-coded default.
+`DB_ACQUIRE_TIMEOUT` bounds every wait for a connection: with the pool saturated (one
+connection, held by another task), asking for a connection fails with `PoolTimeout`
+after about the configured time, not after a hard-coded default.
+
+A released connection is not reset with a round trip (nothing we run leaves session
+state), except one marked with `keeps_session_state`, whose advisory locks go with it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import pytest
 from databases import Database
 
-from db.core import PoolTimeout, connection, create_database
+import db.jobs
+from db.core import PoolTimeout, connection, create_database, keeps_session_state, transaction
 from liventix.app import open_services
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
@@ -75,3 +80,65 @@ async def test_db_acquire_timeout_setting_reaches_the_app_pool(
 def test_acquire_timeout_must_be_positive(database_url: str) -> None:
     with pytest.raises(ValueError):
         create_database(database_url, acquire_timeout=0)
+
+
+LOCK = 4242
+
+
+async def lock_is_free(database_url: str) -> bool:
+    """Whether another session can take the advisory lock `LOCK` (released if so)."""
+    other = await asyncpg.connect(database_url)
+    try:
+        if await other.fetchval("SELECT pg_try_advisory_lock($1)", LOCK):
+            await other.execute("SELECT pg_advisory_unlock($1)", LOCK)
+            return True
+        return False
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("marked", [True, False])
+async def test_only_a_marked_connection_is_reset_on_release(
+    database_url: str, marked: bool
+) -> None:
+    database = create_database(database_url, min_size=1, max_size=1)
+    await database.connect()
+    try:
+        async with connection(database) as conn:
+            if marked:
+                keeps_session_state(conn)
+            await conn.execute("SELECT pg_advisory_lock($1)", LOCK)
+        # Released without an unlock: the marked connection's full reset frees the lock;
+        # an unmarked one keeps it (the control: no reset round trip ran).
+        assert await lock_is_free(database_url) is marked
+    finally:
+        await database.disconnect()
+
+
+async def test_a_transaction_left_open_is_rolled_back_on_release(database_url: str) -> None:
+    database = create_database(database_url, min_size=1, max_size=1)
+    await database.connect()
+    try:
+        async with connection(database) as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE left_open (x int) ON COMMIT DROP")
+        async with transaction(database) as conn:  # would fail inside an open one
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+    finally:
+        await database.disconnect()
+
+
+async def test_a_jobs_lock_is_released_with_its_connection(database_url: str) -> None:
+    database = create_database(database_url, min_size=1, max_size=1)
+    await database.connect()
+    try:
+        async with db.jobs.exclusive(database, "pool-test") as got:
+            assert got
+        async with connection(database) as conn:  # the same pooled connection, reset
+            held = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1",
+                conn.get_server_pid(),
+            )
+        assert held == 0
+    finally:
+        await database.disconnect()
