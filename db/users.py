@@ -95,9 +95,11 @@ async def set_handle(database: Database, user_id: uuid.UUID, handle: str | None)
 
 
 async def _announce_author(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
-    """Feed pages show their authors: tell the feeds the user posted in."""
+    """Feed pages show their authors and their events' organizers: tell the feeds the
+    user posted in and those of the events they organize."""
     events = await conn.fetch(
-        "SELECT DISTINCT event_id FROM feed.posts WHERE author_id = $1 AND deleted_at IS NULL",
+        """SELECT event_id FROM feed.posts WHERE author_id = $1 AND deleted_at IS NULL
+           UNION SELECT id FROM events.events WHERE organizer_id = $1""",
         user_id,
     )
     for event in events:

@@ -24,7 +24,6 @@ from db.notify import dispatch_locally
 from liventix import graphiql, jobs, metrics_endpoint, unsubscribe
 from liventix.clock import Clock, SystemClock
 from liventix.database_url import resolve_database_url
-from liventix.feed_cache import FeedResponseCache
 from liventix.first_sight import FirstSight
 from liventix.graphql_view import GraphQLView, with_cache_control
 from liventix.http_metrics import HttpMetricsMiddleware
@@ -40,8 +39,9 @@ from liventix.middleware import (
 from liventix.payments.gateways import gateway_for
 from liventix.persisted_queries import PersistedQueries
 from liventix.realtime import Hub
-from liventix.realtime.gc_tuning import tune_for_many_connections
+from liventix.realtime.gc_tuning import freeze_startup_heap, tune_for_many_connections
 from liventix.request_log import RequestLogMiddleware
+from liventix.response_cache import ResponseCache
 from liventix.settings import Settings, load_settings
 from liventix.webhooks import stripe_webhook
 from liventix.ws import GraphQLTransportWS
@@ -93,7 +93,15 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
         yield services
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+def create_served_app() -> Starlette:
+    """The app as `liventix serve` runs it in each worker: its start-up heap frozen out
+    of garbage collection once the lifespan has built everything (`freeze_startup_heap`)."""
+    return create_app(freeze_heap=True)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, freeze_heap: bool = False
+) -> Starlette:
     settings = settings or load_settings()
     clock = clock or SystemClock()
     schema = build_schema(
@@ -106,7 +114,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         timeout_seconds=settings.request_timeout_seconds,
     )
     websockets: GraphQLTransportWS | None = None
-    http_view: Any = None  # the view behind the feed response cache and Cache-Control
+    http_view: Any = None  # the view behind the response cache and Cache-Control
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -114,19 +122,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         async with open_services(settings, clock) as services:
             persisted_queries = PersistedQueries.from_settings(settings, services.db)
             view = GraphQLView(services, schema, persisted_queries)
-            feed_cache = FeedResponseCache(services.hub, clock=services.clock)
+            response_cache = ResponseCache(
+                services.hub, services.db, services.first_sight, clock=services.clock
+            )
             http_view = with_cache_control(
-                feed_cache.wrap(view), max_age=settings.persisted_query_max_age
+                response_cache.wrap(view), max_age=settings.persisted_query_max_age
             )
             websockets = GraphQLTransportWS(services, schema, persisted_queries)
             app.state.services = services
             app.state.websockets = websockets
-            app.state.feed_cache = feed_cache
+            app.state.response_cache = response_cache
+            if freeze_heap:
+                freeze_startup_heap()
             try:
                 yield {"services": services}
             finally:
                 await websockets.aclose()
-                feed_cache.close()
+                response_cache.close()
 
     class GraphQLEndpoint:
         """The view is built in the lifespan (it needs the services); route to it."""

@@ -128,7 +128,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         metrics_endpoint.prepare_multiprocess_dir(settings.data_dir, port)
     print(f"Liventix API on http://{host}:{port}/graphql (GraphiQL in a browser)", flush=True)
     uvicorn.run(
-        "liventix.app:create_app",
+        "liventix.app:create_served_app",
         factory=True,
         host=host,
         port=port,

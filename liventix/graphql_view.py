@@ -24,7 +24,7 @@ request may name its document by hash in `extensions.persistedQuery`, over POST 
 (a GET with `extensions` and no `query` is such a request, not the playground). Their
 refusals are `Refusal`s too, with the statuses Apollo's link expects.
 
-Caching (`with_cache_control`, around the feed response cache): a full answer to an
+Caching (`with_cache_control`, around `liventix.response_cache`): a full answer to an
 anonymous GET query may be kept by a CDN for PERSISTED_QUERY_MAX_AGE seconds; anything
 signed in is `private, no-store`, everything else `no-store`. Every answer varies on
 `Accept` and `Authorization` (and `Origin`, from the CORS middleware).
@@ -445,7 +445,7 @@ def _names_a_document(query_params: Mapping[str, str]) -> bool:
 
 
 def with_cache_control(app: ASGIApp, *, max_age: int) -> ASGIApp:
-    """`app` (the view, behind the feed response cache) with `Cache-Control` on every
+    """`app` (the view, behind the response cache) with `Cache-Control` on every
     answer, so that a CDN keeps only what is the same for everyone:
 
     - ``private, no-store`` for any request with `Authorization`;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,22 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
+from graphql import (
+    ArgumentNode,
+    FieldNode,
+    GraphQLObjectType,
+    GraphQLSchema,
+    NameNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionNode,
+    VariableDefinitionNode,
+    VariableNode,
+    parse,
+    parse_type,
+    print_ast,
+    value_from_ast_untyped,
+)
 from websockets.asyncio.client import ClientConnection, connect
 
 from liventix.auth import Role, mint_token
@@ -231,3 +248,38 @@ class ApiProcess:
             await asyncio.to_thread(self.process.wait)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def with_variables(schema: GraphQLSchema, document: str) -> tuple[str, dict[str, Any]]:
+    """The document with its root fields' arguments moved into variables."""
+    operation = parse(document).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    root = schema.query_type if operation.operation == OperationType.QUERY else schema.mutation_type
+    assert isinstance(root, GraphQLObjectType)
+    definitions: list[VariableDefinitionNode] = []
+    variables: dict[str, Any] = {}
+    selections: list[SelectionNode] = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode) or not selection.arguments:
+            selections.append(selection)
+            continue
+        args = []
+        for argument in selection.arguments:
+            name = f"v{len(definitions)}"
+            arg_type = root.fields[selection.name.value].args[argument.name.value].type
+            definitions.append(
+                VariableDefinitionNode(
+                    variable=VariableNode(name=NameNode(value=name)),
+                    type=parse_type(str(arg_type)),
+                )
+            )
+            variables[name] = value_from_ast_untyped(argument.value)
+            variable = VariableNode(name=NameNode(value=name))
+            args.append(ArgumentNode(name=argument.name, value=variable))
+        selections.append(dataclasses.replace(selection, arguments=tuple(args)))
+    rewritten = dataclasses.replace(
+        operation,
+        variable_definitions=tuple(definitions),
+        selection_set=dataclasses.replace(operation.selection_set, selections=tuple(selections)),
+    )
+    return print_ast(rewritten), variables

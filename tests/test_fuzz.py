@@ -20,7 +20,6 @@ the ids the database assigns.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 import sys
@@ -33,21 +32,6 @@ from typing import Any
 import httpx
 import pytest
 from databases import Database
-from graphql import (
-    ArgumentNode,
-    FieldNode,
-    GraphQLObjectType,
-    NameNode,
-    OperationDefinitionNode,
-    OperationType,
-    SelectionNode,
-    VariableDefinitionNode,
-    VariableNode,
-    parse,
-    parse_type,
-    print_ast,
-    value_from_ast_untyped,
-)
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -60,7 +44,7 @@ from liventix.auth import Role, mint_token
 from liventix.settings import Settings
 from schema import build_schema
 from tests.conftest import ServerThread
-from tests.support import GraphQLClient
+from tests.support import GraphQLClient, with_variables
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 MAX_EXAMPLES = 100
@@ -220,41 +204,6 @@ def operations(schema: Any, harvest: Harvest) -> st.SearchStrategy[str]:
         queries(schema, custom_scalars=scalars, allow_x00=False),
         mutations(schema, custom_scalars=scalars, allow_x00=False),
     )
-
-
-def with_variables(schema: Any, document: str) -> tuple[str, dict[str, Any]]:
-    """The document with its root fields' arguments moved into variables."""
-    operation = parse(document).definitions[0]
-    assert isinstance(operation, OperationDefinitionNode)
-    root = schema.query_type if operation.operation == OperationType.QUERY else schema.mutation_type
-    assert isinstance(root, GraphQLObjectType)
-    definitions: list[VariableDefinitionNode] = []
-    variables: dict[str, Any] = {}
-    selections: list[SelectionNode] = []
-    for selection in operation.selection_set.selections:
-        if not isinstance(selection, FieldNode) or not selection.arguments:
-            selections.append(selection)
-            continue
-        args = []
-        for argument in selection.arguments:
-            name = f"v{len(definitions)}"
-            arg_type = root.fields[selection.name.value].args[argument.name.value].type
-            definitions.append(
-                VariableDefinitionNode(
-                    variable=VariableNode(name=NameNode(value=name)),
-                    type=parse_type(str(arg_type)),
-                )
-            )
-            variables[name] = value_from_ast_untyped(argument.value)
-            variable = VariableNode(name=NameNode(value=name))
-            args.append(ArgumentNode(name=argument.name, value=variable))
-        selections.append(dataclasses.replace(selection, arguments=tuple(args)))
-    rewritten = dataclasses.replace(
-        operation,
-        variable_definitions=tuple(definitions),
-        selection_set=dataclasses.replace(operation.selection_set, selections=tuple(selections)),
-    )
-    return print_ast(rewritten), variables
 
 
 # ------------------------------------------------------------------ the test

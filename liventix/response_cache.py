@@ -1,19 +1,29 @@
-"""A response cache for public feed pages, in front of the GraphQL endpoint.
+"""A response cache for event feed pages and tier lists, in front of the GraphQL endpoint.
 
-Anonymous `eventFeed` queries over HTTP POST are answered from a per-process cache of
-serialized responses. A page is never older than the last committed change this
-process heard of: every cached page belongs to the events it read, each such event's
-feed channel (`db.channels.FeedMessage`) is watched through the realtime hub
-(`Hub.watch`), and any message on it (a post created or deleted, or a resync after a
-listener gap) drops that event's pages, synchronously. A watch hears this process's
-own commits right after COMMIT, before the writing request returns, and everyone's
-through LISTEN; dropping twice is harmless. A page computed while such a message
-arrived is not stored (generation check), so a response that read the database before
-a commit can never outlive the commit's announcement. Event edits and authors' renames
-are announced on the feed channels too; a one-second time-to-live bounds anything else
-a page shows.
+`eventFeed` and `eventTiers` queries over HTTP POST are answered from a per-process
+cache of serialized responses. A response is never older than the last committed change
+this process heard of: every cached response belongs to the channels of the events it
+read (`db.channels.FeedMessage` for posts and event edits, `TierMessage` for tiers and
+their counters), each channel is watched through the realtime hub (`Hub.watch`), and any
+message on it (or a resync after a listener gap) drops those responses, synchronously.
+A watch hears this process's own commits right after COMMIT, before the writing request
+returns, and everyone's through LISTEN; dropping twice is harmless. A response computed
+while such a message arrived is not stored (generation check), so a response that read
+the database before a commit can never outlive the commit's announcement. Authors'
+and organizers' renames are announced on the feed channels too; a time-to-live is the
+safety net for anything else.
 
-Everything else (signed-in viewers, mutations, other fields, GET) passes through.
+One response serves every viewer who sees the same thing. What these two fields return
+depends on the viewer only through whether they manage the event (`db.events.
+manages_event`: its organizer and admins see its drafts and hidden tiers); everything
+reachable below them is public. So a signed-in viewer who manages none of the events a
+query names shares the anonymous response, and a manager gets a full execution.
+`tests/test_response_sharing.py` pins that set of reachable fields and checks, over
+generated queries and viewers, that a shared answer is exactly the one a full execution
+gives.
+
+Everything else (managers, mutations, other fields, persisted-query hashes, GET)
+passes through.
 """
 
 from __future__ import annotations
@@ -26,18 +36,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from databases import Database
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
-from graphql.language import StringValueNode, VariableNode
+from graphql.language import SelectionSetNode, StringValueNode, VariableNode
 
-from db.channels import FeedMessage
+import db.events
+from db.channels import FeedMessage, TierMessage
+from liventix.auth import ANONYMOUS, Viewer
 from liventix.clock import Clock
+from liventix.first_sight import FirstSight
 from liventix.realtime import Hub, Watch
 from liventix.request_log import note_operation
-from resolvers.ids import EVENT, parse_ids
+from resolvers.ids import EVENT, parse_id
 
-CACHEABLE_FIELDS = frozenset({"eventFeed"})
-DEFAULT_TTL = 1.0  # seconds; bounds what no feed announcement covers
+ChannelOf = Callable[[uuid.UUID], str]
+# The cacheable root fields, and the channels of an event whose messages change them. A
+# feed page that selects its event's `tiers` is changed by tier messages too.
+CHANNELS: dict[str, tuple[ChannelOf, ...]] = {
+    "eventFeed": (FeedMessage.channel_of,),
+    "eventTiers": (FeedMessage.channel_of, TierMessage.channel_of),
+}
+# Seconds. Everything these responses show is announced when it changes (posts, event
+# edits, renames of authors and organizers, tiers and their counters, listener gaps):
+# the time-to-live is a safety net, long enough that pages are rarely recomputed for it.
+DEFAULT_TTL = 10.0
 MAX_BODY_BYTES = 16 * 1024
+MAX_ORGANIZERS = 16_384  # events whose organizer is remembered (it never changes)
 
 Scope = dict[str, Any]
 # (query, operation name, variables, Accept): the Accept header picks the response's
@@ -49,10 +73,11 @@ Send = Callable[[dict[str, Any]], Any]
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """What a query document needs to be cacheable: where its event ids come from."""
+    """What a query document needs to be cacheable: for each root field, where its event
+    id comes from (a literal, or the name of a variable) and the event's channels that
+    change it."""
 
-    literal_events: tuple[str, ...]
-    event_variables: tuple[str, ...]
+    fields: tuple[tuple[str, bool, tuple[ChannelOf, ...]], ...]  # (source, is variable, ...)
 
 
 @dataclass(slots=True)
@@ -60,7 +85,6 @@ class _Entry:
     body: bytes
     headers: list[tuple[bytes, bytes]]
     stored_at: float
-    events: tuple[uuid.UUID, ...]
 
 
 @dataclass(slots=True)
@@ -71,7 +95,8 @@ class _Watch:
 
 
 def _shape(query: str) -> _Shape | None:
-    """The document's event id sources if it is a single query of cacheable fields."""
+    """The document's root fields and event id sources if it is a single query of
+    cacheable fields, each with one `eventId` argument."""
     try:
         document = parse(query, no_location=True, max_tokens=2000)
     except GraphQLError:
@@ -82,47 +107,66 @@ def _shape(query: str) -> _Shape | None:
     operation = operations[0]
     if operation.operation is not OperationType.QUERY:
         return None
-    literals: list[str] = []
-    variables: list[str] = []
+    fields: list[tuple[str, bool, tuple[ChannelOf, ...]]] = []
     for selection in operation.selection_set.selections:
-        if not isinstance(selection, FieldNode) or selection.name.value not in CACHEABLE_FIELDS:
+        if not isinstance(selection, FieldNode) or selection.name.value not in CHANNELS:
             return None
         if selection.directives:
             return None
-        for argument in selection.arguments or ():
-            if argument.name.value != "eventId":
-                continue
-            if isinstance(argument.value, VariableNode):
-                variables.append(argument.value.name.value)
-            elif isinstance(argument.value, StringValueNode):
-                literals.append(argument.value.value)
-            else:
-                return None
-    return _Shape(tuple(literals), tuple(variables))
+        sources = [a.value for a in selection.arguments or () if a.name.value == "eventId"]
+        if len(sources) != 1:
+            return None
+        (source,) = sources
+        channels = CHANNELS[selection.name.value]
+        if _selects_tiers(selection.selection_set):
+            channels = (*channels, TierMessage.channel_of)
+        if isinstance(source, VariableNode):
+            fields.append((source.name.value, True, channels))
+        elif isinstance(source, StringValueNode):
+            fields.append((source.value, False, channels))
+        else:
+            return None
+    return _Shape(tuple(fields))
 
 
-class FeedResponseCache:
+def _selects_tiers(selection_set: SelectionSetNode | None) -> bool:
+    """Whether a `tiers` field is selected anywhere below (inline fragments included)."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode) and selection.name.value == "tiers":
+            return True
+        if _selects_tiers(getattr(selection, "selection_set", None)):
+            return True
+    return False
+
+
+class ResponseCache:
     """The cache and its hub watches; wrap the GraphQL ASGI app with `wrap`. The hub
     must hear this process's commits (`db.notify.dispatch_locally`) for a local write
-    to show on the next read at once."""
+    to show on the next read at once. Behind authentication: a signed-in request
+    arrives with its verified viewer in scope state."""
 
     def __init__(
         self,
         hub: Hub,
+        database: Database,
+        first_sight: FirstSight,
         *,
         clock: Clock,
         ttl: float = DEFAULT_TTL,
         maxsize: int = 4096,
-        max_watched_events: int = 1024,
+        max_watched_channels: int = 2048,
     ) -> None:
         self._hub = hub
+        self._db = database  # where an event's organizer is looked up, once
+        self._first_sight = first_sight
         self._clock = clock  # the app's clock, so tests expire pages without sleeping
         self._ttl = ttl
         self._maxsize = maxsize
-        self._max_watched = max_watched_events
+        self._max_watched = max_watched_channels
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._shapes: OrderedDict[str, _Shape | None] = OrderedDict()
-        self._watches: OrderedDict[uuid.UUID, _Watch] = OrderedDict()
+        self._watches: OrderedDict[str, _Watch] = OrderedDict()
+        self._organizers: OrderedDict[uuid.UUID, uuid.UUID] = OrderedDict()
         # Pages being computed: requests for the same page wait for that one run
         # instead of all executing at once when an entry expires (no stampede).
         self._inflight: dict[_Key, asyncio.Future[_Entry | None]] = {}
@@ -130,21 +174,20 @@ class FeedResponseCache:
     # -- invalidation ---------------------------------------------------------------
 
     def invalidate(self, event_id: uuid.UUID) -> None:
-        """Drop the event's pages now (what any message on its feed channel does)."""
-        watch = self._watches.get(event_id)
-        if watch is not None:
-            self._drop(watch)
+        """Drop the event's responses now (what any message on its channels does)."""
+        for channel_of in (FeedMessage.channel_of, TierMessage.channel_of):
+            watch = self._watches.get(channel_of(event_id))
+            if watch is not None:
+                self._drop(watch)
 
-    def _watch_event(self, event_id: uuid.UUID) -> _Watch:
-        watch = self._watches.get(event_id)
+    def _watch(self, channel: str) -> _Watch:
+        watch = self._watches.get(channel)
         if watch is not None:
-            self._watches.move_to_end(event_id)
+            self._watches.move_to_end(channel)
             return watch
         created = _Watch()
-        created.hub_watch = self._hub.watch(
-            FeedMessage.channel_of(event_id), lambda _message: self._drop(created)
-        )
-        self._watches[event_id] = created
+        created.hub_watch = self._hub.watch(channel, lambda _message: self._drop(created))
+        self._watches[channel] = created
         while len(self._watches) > self._max_watched:
             _, evicted = self._watches.popitem(last=False)
             self._forget(evicted)
@@ -168,6 +211,30 @@ class FeedResponseCache:
         self._watches.clear()
         self._entries.clear()
 
+    # -- who shares a response --------------------------------------------------------
+
+    async def _manages_any(self, viewer: Viewer, events: tuple[uuid.UUID, ...]) -> bool:
+        """Whether the viewer manages one of the events (`db.events.manages_event`), and
+        so may see more there than anonymous viewers do."""
+        if viewer.user_id is None:
+            return False
+        if viewer.is_admin:
+            return True  # admins manage every event (`manages_event`), known or not
+        missing = [e for e in events if e not in self._organizers]
+        if missing:
+            for event_id, record in zip(
+                missing, await db.events.get_events(self._db, missing), strict=True
+            ):
+                if record is not None:  # a missing event is managed by no one (yet)
+                    self._organizers[event_id] = record.organizer_id
+            while len(self._organizers) > MAX_ORGANIZERS:
+                self._organizers.popitem(last=False)
+        return any(
+            db.events.manages_event(self._organizers[e], viewer.user_id, viewer.is_admin)
+            for e in events
+            if e in self._organizers
+        )
+
     # -- the ASGI side --------------------------------------------------------------
 
     def wrap(self, app: Callable[[Scope, Receive, Send], Any]) -> Callable[..., Any]:
@@ -180,11 +247,13 @@ class FeedResponseCache:
                 return  # the client went away before sending its request
             accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
             request = self._cache_key(body, accept) if len(body) <= MAX_BODY_BYTES else None
-            if request is None:
+            viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
+            if request is None or await self._manages_any(viewer, request[1]):
                 await app(scope, _replay(body), send)
                 return
-            key, events = request
+            key, _, channels = request
             note_operation(scope, key[0], key[1] or None)  # for the request log, hit or miss
+            self._first_sight.see_soon(viewer)  # what the view does for those it serves
             entry = self._entries.get(key)
             if entry is not None and self._clock.monotonic() - entry.stored_at < self._ttl:
                 await _send_cached(send, entry)
@@ -197,11 +266,15 @@ class FeedResponseCache:
                 if entry is not None:
                     await _send_cached(send, entry)
                     return
-            await self._miss(app, scope, body, send, key, events)
+            await self._miss(app, scope, body, send, key, channels)
 
         return cached
 
-    def _cache_key(self, body: bytes, accept: str) -> tuple[_Key, tuple[uuid.UUID, ...]] | None:
+    def _cache_key(
+        self, body: bytes, accept: str
+    ) -> tuple[_Key, tuple[uuid.UUID, ...], tuple[str, ...]] | None:
+        """The request's cache key, the events it names and the channels that change it;
+        None when it is not a cacheable request."""
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -217,15 +290,18 @@ class FeedResponseCache:
         shape = self._shape(query)
         if shape is None:
             return None
-        if any(name not in variables for name in shape.event_variables):
-            return None
-        given = [*shape.literal_events, *(str(variables[n]) for n in shape.event_variables)]
-        ids = parse_ids(given, EVENT)
-        if not ids:
-            return None
+        channels: dict[str, None] = {}
+        events: dict[uuid.UUID, None] = {}
+        for source, is_variable, channels_of in shape.fields:
+            given = variables.get(source) if is_variable else source
+            event_id = parse_id(given, EVENT) if isinstance(given, str) else None
+            if event_id is None:
+                return None  # missing or malformed: the full path says why
+            events[event_id] = None
+            channels.update((channel_of(event_id), None) for channel_of in channels_of)
         canonical = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
         key = (query, str(payload.get("operationName") or ""), canonical, accept)
-        return key, tuple(dict.fromkeys(ids))
+        return key, tuple(events), tuple(channels)
 
     def _shape(self, query: str) -> _Shape | None:
         if query in self._shapes:
@@ -244,9 +320,9 @@ class FeedResponseCache:
         body: bytes,
         send: Send,
         key: _Key,
-        events: tuple[uuid.UUID, ...],
+        channels: tuple[str, ...],
     ) -> None:
-        watches = [self._watch_event(e) for e in events]
+        watches = [self._watch(c) for c in channels]
         generations = [w.generation for w in watches]
         started: dict[str, Any] = {}
         chunks: list[bytes] = []
@@ -267,8 +343,8 @@ class FeedResponseCache:
             await app(scope, _replay(body), capture)
             response = b"".join(chunks)
             fresh = all(
-                w.generation == g and self._watches.get(e) is w
-                for w, g, e in zip(watches, generations, events, strict=True)
+                w.generation == g and self._watches.get(c) is w
+                for w, g, c in zip(watches, generations, channels, strict=True)
             )
             if started.get("status") != 200 or not fresh or b'"errors"' in response:
                 return
@@ -277,7 +353,7 @@ class FeedResponseCache:
                 for name, value in started.get("headers", [])
                 if name.lower() in (b"content-type", b"content-length", b"vary")
             ]
-            entry = _Entry(response, headers, self._clock.monotonic(), events)
+            entry = _Entry(response, headers, self._clock.monotonic())
             self._entries[key] = entry
             for watch in watches:
                 watch.keys.add(key)
@@ -292,9 +368,9 @@ class FeedResponseCache:
 def _candidate(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["method"] != "POST":
         return False
+    if "auth_error" in scope.get("state", {}):
+        return False  # refused by the middleware already; never a cached answer
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            return False
         if name == b"content-type" and not value.startswith(b"application/json"):
             return False
     return True

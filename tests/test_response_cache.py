@@ -1,12 +1,14 @@
-"""The public feed-page response cache: hits are served without touching the database,
-and no page outlives a committed change the process heard of (local writes, writes by
-another process announced through PostgreSQL, and listener gaps)."""
+"""The response cache of feed pages and tier lists: hits are served without touching the
+database, no response outlives a committed change the process heard of (local writes,
+writes by another process announced through PostgreSQL, and listener gaps), and a
+signed-in viewer shares a response only where they see what anonymous viewers see."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -15,7 +17,8 @@ from starlette.applications import Starlette
 
 import db.feed
 import resolvers.post_cache
-from liventix import feed_cache
+from db.channels import NOTIFY_CHANNEL
+from liventix import response_cache
 from liventix.clock import FrozenClock
 from liventix.realtime import Hub
 from resolvers.context import Services
@@ -47,7 +50,13 @@ async def test_repeated_anonymous_pages_are_served_without_sql(
     assert statements == []
     with count_statements(monkeypatch) as statements:
         assert await texts(client, scene, token=scene.fan) == first
-    assert statements, "signed-in viewers must not be served from the public cache"
+    assert len(statements) == 1 and "FROM events.events" in statements[0], statements
+    with count_statements(monkeypatch) as statements:  # the event's organizer is known now
+        assert await texts(client, scene, token=scene.fan) == first
+    assert statements == [], "a fan sees what anonymous viewers see: the same response"
+    with count_statements(monkeypatch) as statements:
+        assert await texts(client, scene, token=scene.organizer) == first
+    assert statements, "the event's organizer must not be served the public response"
 
 
 async def test_a_local_write_is_visible_to_the_next_read(
@@ -149,7 +158,7 @@ async def test_an_authors_rename_invalidates_the_pages_showing_them(
     assert await authors() == {"Fan"}  # now served from the cache
     rename = 'mutation { updateDisplayName(displayName: "Fan Renamed") { displayName } }'
     await client(rename, token=scene.fan)
-    for _ in range(25):  # the announcement comes back through PostgreSQL (TTL is 1 s)
+    for _ in range(200):  # the announcement comes back through PostgreSQL
         if await authors() == {"Fan Renamed"}:
             return
         await asyncio.sleep(0.01)
@@ -166,7 +175,7 @@ async def test_concurrent_misses_share_one_execution(
         await client(CREATE_POST, variables, token=scene.fan)
         await asyncio.wait_for(anext(aiter(inbox)), 5)
     assert await texts(client, scene) == ["burst"]  # watched and cached
-    app.state.feed_cache.invalidate(scene.event_id)
+    app.state.response_cache.invalidate(scene.event_id)
     with count_statements(monkeypatch) as statements:
         pages = await asyncio.gather(*(texts(client, scene) for _ in range(10)))
     assert pages == [["burst"]] * 10
@@ -183,9 +192,9 @@ async def test_a_cached_page_expires_after_its_ttl_on_the_injected_clock(
         "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'silent')",
         {"e": scene.event_id, "a": scene.fan_id},
     )
-    clock.advance(feed_cache.DEFAULT_TTL * 0.9)
+    clock.advance(response_cache.DEFAULT_TTL * 0.9)
     assert await texts(client, scene) == [], "the page expired before its TTL"
-    clock.advance(feed_cache.DEFAULT_TTL * 0.2)
+    clock.advance(response_cache.DEFAULT_TTL * 0.2)
     assert await texts(client, scene) == ["silent"], "the page outlived its TTL"
 
 
@@ -234,3 +243,128 @@ async def test_cached_pages_keep_the_media_type_each_client_accepts(
     with count_statements(monkeypatch) as statements:
         await client.http.post("/graphql", json=body, headers={"Accept": "application/json"})
     assert statements == []  # still cached
+
+
+TIERS = "query Tiers($eventId: ID!) { eventTiers(eventId: $eventId) { name status reserved } }"
+
+
+async def add_tier(database: Database, event_id: uuid.UUID, name: str, status: str) -> uuid.UUID:
+    tier_id: uuid.UUID = await database.fetch_val(
+        """INSERT INTO ticketing.ticket_tiers (event_id, name, price_cents, quantity, status)
+           VALUES (:e, :n, 1000, 10, :s) RETURNING id""",
+        {"e": event_id, "n": name, "s": status},
+    )
+    return tier_id
+
+
+async def announce_reserved(database_url: str, tier_id: uuid.UUID, reserved: int) -> None:
+    """Another process changes the tier's counters and announces them, as holds do."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                """UPDATE ticketing.ticket_tiers SET reserved_quantity = $2,
+                          version = version + 1 WHERE id = $1""",
+                tier_id,
+                reserved,
+            )
+            await conn.execute(
+                """SELECT ticketing.announce_tier($2, t)
+                     FROM ticketing.ticket_tiers t WHERE t.id = $1""",
+                tier_id,
+                NOTIFY_CHANNEL,
+            )
+    finally:
+        await conn.close()
+
+
+async def tier_names(client: GraphQLClient, event_id: uuid.UUID, token: str | None) -> list[str]:
+    data = await client(TIERS, {"eventId": str(event_id)}, token=token)
+    return [tier["name"] for tier in data["eventTiers"]]
+
+
+async def test_managers_see_their_drafts_and_hidden_tiers_after_the_public_was_served(
+    client: GraphQLClient, scene: Scene, database: Database, token: Callable[..., str]
+) -> None:
+    """The anonymous response is cached first; the organizer and an admin still get
+    what they manage, and a fan still gets the public response."""
+    await database.execute(
+        "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'draft post')",
+        {"e": scene.draft_id, "a": scene.organizer_id},
+    )
+    await add_tier(database, scene.event_id, "Open", "active")
+    await add_tier(database, scene.event_id, "Secret", "hidden")
+    admin = token("admin")
+    draft = Scene(**{**scene.__dict__, "event_id": scene.draft_id})
+    assert await texts(client, draft) == []  # cached for anonymous viewers
+    assert await tier_names(client, scene.event_id, None) == ["Open"]
+    for viewer, posts, tiers in (
+        (scene.fan, [], ["Open"]),
+        (scene.organizer, ["draft post"], ["Open", "Secret"]),
+        (admin, ["draft post"], ["Open", "Secret"]),
+        (None, [], ["Open"]),
+    ):
+        assert await texts(client, draft, token=viewer) == posts
+        assert sorted(await tier_names(client, scene.event_id, viewer)) == tiers
+
+
+async def test_tier_counters_changed_by_another_process_invalidate_the_tier_list(
+    client: GraphQLClient, scene: Scene, database: Database, database_url: str
+) -> None:
+    tier_id = await add_tier(database, scene.event_id, "GA", "active")
+    reserved = await client(TIERS, {"eventId": str(scene.event_id)}, token=scene.fan)
+    assert reserved["eventTiers"][0]["reserved"] == 0  # cached now
+    await announce_reserved(database_url, tier_id, 2)
+    for _ in range(200):
+        data = await client(TIERS, {"eventId": str(scene.event_id)}, token=scene.fan)
+        if data["eventTiers"][0]["reserved"] == 2:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cached tier list outlived the announced change")
+
+
+async def test_a_feed_page_showing_its_events_tiers_follows_their_counters(
+    client: GraphQLClient, scene: Scene, database: Database, database_url: str
+) -> None:
+    tier_id = await add_tier(database, scene.event_id, "GA", "active")
+    await database.execute(
+        "INSERT INTO feed.posts (event_id, author_id, text) VALUES (:e, :a, 'hi')",
+        {"e": scene.event_id, "a": scene.fan_id},
+    )
+    query = """query ($eventId: ID!) { eventFeed(eventId: $eventId) {
+        edges { node { event { tiers { reserved } } } } } }"""
+
+    async def reserved() -> int:
+        data = await client(query, {"eventId": str(scene.event_id)})
+        value: int = data["eventFeed"]["edges"][0]["node"]["event"]["tiers"][0]["reserved"]
+        return value
+
+    assert await reserved() == 0  # cached now
+    await announce_reserved(database_url, tier_id, 3)
+    for _ in range(200):
+        if await reserved() == 3:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cached feed page kept the old tier counters")
+
+
+async def test_an_organizers_rename_invalidates_the_pages_showing_them(
+    client: GraphQLClient, scene: Scene
+) -> None:
+    query = """query ($eventId: ID!) { eventFeed(eventId: $eventId) {
+        edges { node { event { organizer { displayName } } } } } }"""
+    await client(CREATE_POST, {"eventId": str(scene.event_id), "text": "x"}, token=scene.fan)
+
+    async def organizer() -> str:
+        data = await client(query, {"eventId": str(scene.event_id)})
+        name: str = data["eventFeed"]["edges"][0]["node"]["event"]["organizer"]["displayName"]
+        return name
+
+    assert await organizer() == "Org"  # cached now
+    rename = 'mutation { updateDisplayName(displayName: "Org Renamed") { displayName } }'
+    await client(rename, token=scene.organizer)
+    for _ in range(200):
+        if await organizer() == "Org Renamed":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cached page kept the organizer's old name")
