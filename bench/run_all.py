@@ -1,9 +1,10 @@
 """Run every benchmark in this directory, one after another, with modest defaults.
 
 Each benchmark is its own script (`bench/flash_sale.py`, `bench/feed.py`,
-`bench/fanout.py`, `bench/notifications.py`) with its own command-line options; this
-runs the ones present with their defaults and prints their output as it comes. Extra
-arguments are passed to every script (e.g. `--help`). Exit status: non-zero if any benchmark failed.
+`bench/reads.py`, `bench/fanout.py`, `bench/notifications.py`) with its own command-line
+options; this runs the ones present with their defaults and prints their output as it
+comes. Extra arguments are passed to every script (e.g. `--help`). Exit status: non-zero
+if any benchmark failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ("flash_sale.py", "feed.py", "fanout.py", "notifications.py")
+ORDER = ("flash_sale.py", "feed.py", "reads.py", "fanout.py", "notifications.py")
 
 
 def main(argv: list[str]) -> int:
