@@ -14,6 +14,7 @@ import pytest
 from databases import Database
 from starlette.applications import Starlette
 
+import db.ops_views
 import db.sweeper
 from db.completion import CODE_REFUND_REASON
 from db.discount_codes import DiscountCodeRecord, Line, discount
@@ -50,8 +51,10 @@ from tests.support import GraphQLClient, gid
 __all__ = ["world"]  # the fixture, re-exported for pytest
 
 
-async def balanced(database: Database) -> None:
+async def balanced(database: Database, clock: FrozenClock) -> None:
+    """The alert queries and every ticketing health figure are 0; the codes balance."""
     await assert_books_balanced(database)
+    assert (await db.ops_views.ticketing_health(database, clock.now())).failing_checks == 0
     await assert_uses_balanced(database)
 
 
@@ -139,7 +142,7 @@ async def test_codes_are_case_insensitive_and_unique_per_event(
         2 * PRICE - PRICE // 5,
     )
     assert order["discountCode"] == "Save10" and order["status"] == "PENDING"
-    await balanced(database)
+    await balanced(database, clock)
 
 
 async def test_new_codes_are_validated_field_by_field(
@@ -248,7 +251,7 @@ async def test_each_refusal_has_its_code_and_changes_nothing(
     assert await count(database, "SELECT sum(uses_reserved) FROM ticketing.discount_codes") == 0
     result = await checkout_with(client, world.buyer_token, [held], None)
     assert result["order"]["discountCode"] is None and result["order"]["discountCents"] == 0
-    await balanced(database)
+    await balanced(database, clock)
 
 
 # --- comp orders ---------------------------------------------------------------------
@@ -269,7 +272,7 @@ async def test_a_comp_order_completes_without_stripe_and_issues_tickets(
     again = await checkout_with(client, world.buyer_token, [held], "CREW")
     assert again["order"]["id"] == order["id"], "a repeat returns the paid order"
     assert await uses(database, code["id"]) == (1, 0)
-    await balanced(database)
+    await balanced(database, clock)
 
 
 # --- the life of a use -------------------------------------------------------------
@@ -297,7 +300,7 @@ async def test_a_paid_use_counts_once_however_often_the_webhook_comes(
         PRICE - 1000,
         1000,
     )
-    await balanced(database)
+    await balanced(database, clock)
 
 
 async def test_a_use_comes_back_when_the_order_fails_or_expires(
@@ -321,7 +324,7 @@ async def test_a_use_comes_back_when_the_order_fails_or_expires(
     await db.sweeper.sweep_expired_holds(database, clock.now())
     assert (await order_row(database, second["id"]))["status"] == "expired"
     assert await uses(database, code["id"]) == (0, 0)
-    await balanced(database)
+    await balanced(database, clock)
 
 
 async def test_a_full_refund_gives_the_use_back_a_partial_one_does_not(
@@ -358,7 +361,7 @@ async def test_a_full_refund_gives_the_use_back_a_partial_one_does_not(
                          token=world.organizer_token)  # fmt: skip
     assert again["refundOrder"]["refundedTickets"] == []
     assert await uses(database, code["id"]) == (0, 0)
-    await balanced(database)
+    await balanced(database, clock)
 
 
 async def test_a_late_payment_beyond_the_codes_limit_is_refunded(
@@ -381,7 +384,7 @@ async def test_a_late_payment_beyond_the_codes_limit_is_refunded(
     row = await order_row(database, late["id"])
     assert (row["status"], row["refund_reason"]) == ("refunded", CODE_REFUND_REASON)
     assert await uses(database, code["id"]) == (0, 1)
-    await balanced(database)
+    await balanced(database, clock)
 
 
 # --- limits ---------------------------------------------------------------------------
@@ -405,7 +408,7 @@ async def test_the_per_user_limit_counts_reserved_and_paid_uses(
     await webhook(client, settings, "payment_intent.payment_failed", order)
     again = await checkout_with(client, world.buyer_token, [second], "ONEEACH")
     assert again["__typename"] == "CheckoutPayload", "the failed order gave its use back"
-    await balanced(database)
+    await balanced(database, clock)
 
 
 async def test_max_uses_never_goes_below_the_uses_taken(
@@ -429,4 +432,4 @@ async def test_max_uses_never_goes_below_the_uses_taken(
     )
     updated = changed["updateDiscountCode"]["discountCode"]
     assert (updated["maxUses"], updated["enabled"], updated["usesPaid"]) == (2, False, 2)
-    await balanced(database)
+    await balanced(database, clock)

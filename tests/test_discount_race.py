@@ -23,6 +23,7 @@ from databases import Database
 
 import db.code_uses
 import db.discount_codes
+import db.ops_views
 from db.core import transaction
 from db.discount_codes import CodeDraft
 from db.errors import OrderCode, OrderError
@@ -121,6 +122,7 @@ async def test_two_hundred_buyers_one_code_of_fifty_uses(
     assert await uses(database, code_id) == (MAX_USES, 0)
     assert await paid_with_code(database, code_id) == MAX_USES
     await assert_books_balanced(database)
+    assert (await db.ops_views.ticketing_health(database, clock.now())).failing_checks == 0
     await assert_uses_balanced(database)
 
 
