@@ -16,6 +16,9 @@ Modules, by concept:
 * orders: `order_records` (shared records), `checkout`, `completion`,
   `payment_events` (Stripe events), `refunds`, `checkin`, `order_queries` (reads),
   `privacy` (contact anonymization);
+* discount codes: `discount_codes` (records, organizer writes, pricing, uses and
+  revenue per code), `code_uses` (the only writer of a code's use counters and
+  redemptions);
 * operations: `reconcile`, `ops_views`, `jobs`;
 * email: `outbox` (claiming due emails and recording what sending did), `digests`
   (which digests are due, and what one contains);

@@ -8,8 +8,13 @@ themselves are written by `db.holds`. The payment gateway is never called here:
 `liventix.payments` creates the payment intent after this commits, then records it with
 `attach_payment_intent` (or undoes the checkout with `cancel_checkout`).
 
+A discount code given at checkout is priced here (`db.discount_codes.discount`) and
+one of its uses reserved in the same transaction (`db.code_uses`), its row locked right
+after the orders, as the lock order says.
+
 Errors: `OrderError` with CONFLICT, HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS,
-MIXED_CURRENCIES, CONTACT_INVALID or ORDER_NOT_FOUND.
+MIXED_CURRENCIES, CONTACT_INVALID, ORDER_NOT_FOUND, CODE_NOT_FOUND, CODE_EXPIRED,
+CODE_EXHAUSTED or CODE_NOT_APPLICABLE.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from datetime import datetime
 import asyncpg
 from databases import Database
 
+import db.code_uses
+import db.discount_codes
 import db.holds
 from db.core import retry_transient, transaction
+from db.discount_codes import DiscountCodeRecord, Line
 from db.errors import OrderCode, OrderError
 from db.order_records import ORDER_COLUMNS, OrderRecord, TicketRecord, tickets_of
 
@@ -87,6 +95,7 @@ async def create_pending_order(
     hold_ids: list[uuid.UUID],
     contact: Contact,
     now: datetime,
+    code: str | None = None,
 ) -> Checkout:
     """Turn the user's active holds (one event) into a `pending` order, priced here.
 
@@ -100,8 +109,14 @@ async def create_pending_order(
     checkout never waits for buyers of the same tier), then the holds. Raises
     `OrderError` (HOLD_NOT_FOUND, HOLD_EXPIRED, MIXED_EVENTS, MIXED_CURRENCIES,
     CONTACT_INVALID, CONFLICT) before writing anything.
+
+    `code`, in any case, is the event's discount code to apply: the order records it and
+    what it took off, and reserves one of its uses (CODE_NOT_FOUND, CODE_EXPIRED,
+    CODE_EXHAUSTED, CODE_NOT_APPLICABLE otherwise, and nothing is written). A repeat
+    with the same holds and another code (or none) replaces the pending order.
     """
     contact = validate_contact(contact)
+    code = (code or "").strip() or None
     wanted = sorted(set(hold_ids))
     if not wanted:
         raise OrderError(
@@ -109,7 +124,7 @@ async def create_pending_order(
         )
     for _ in range(CHECKOUT_ATTEMPTS):
         try:
-            return await _checkout_once(database, user_id, wanted, contact, now)
+            return await _checkout_once(database, user_id, wanted, contact, now, code)
         except _HoldsMoved:
             continue
     raise OrderError("Your checkout changed concurrently; try again", code=OrderCode.CONFLICT)
@@ -126,10 +141,11 @@ async def _checkout_once(
     wanted: list[uuid.UUID],
     contact: Contact,
     now: datetime,
+    code_text: str | None,
 ) -> Checkout:
     """One attempt of `create_pending_order`, in one transaction (see there)."""
     async with transaction(database) as conn:
-        holds = await _lock_holds(conn, user_id, wanted)
+        holds, code = await _lock_holds(conn, user_id, wanted, code_text)
         if len(holds) != len(wanted):
             raise OrderError("Hold not found", code=OrderCode.HOLD_NOT_FOUND, field="hold_ids")
         done = await _completed_checkout(conn, holds, wanted)
@@ -149,39 +165,52 @@ async def _checkout_once(
                 code=OrderCode.MIXED_EVENTS,
                 field="hold_ids",
             )
+        if code_text is not None and code is None:
+            raise OrderError(
+                "No such code for this event", code=OrderCode.CODE_NOT_FOUND, field="code"
+            )
         pending = {h["order_id"] for h in holds if h["order_status"] == "pending"}
         if len(pending) == 1 and all(h["order_id"] in pending for h in holds):
             order_id = next(iter(pending))
-            if await _order_holds(conn, order_id) == wanted:
+            if await _same_checkout(conn, order_id, wanted, code):
                 return await _repeat_pending(conn, order_id, contact, now)
         if pending:
             await _cancel_orders(conn, list(pending), "superseded by a new checkout", now)
-        order = await _insert_order(conn, user_id, holds, contact, now)
+        order = await _insert_order(conn, user_id, holds, contact, code, now)
     return Checkout(order=order, reused=False, receipt_email=contact.email)
 
 
 async def _lock_holds(
-    conn: asyncpg.Connection, user_id: uuid.UUID, wanted: list[uuid.UUID]
-) -> list[asyncpg.Record]:
-    """Lock, in the documented order, the orders the holds point at, their tiers, the holds.
+    conn: asyncpg.Connection, user_id: uuid.UUID, wanted: list[uuid.UUID], code_text: str | None
+) -> tuple[list[asyncpg.Record], DiscountCodeRecord | None]:
+    """Lock, in the documented order, the orders the holds point at, the discount codes
+    of those orders and the code `code_text` names (read again once locked), the holds'
+    tiers, then the holds.
 
-    Which orders and tiers is read without a lock first; a hold's tier never changes,
-    but its order may have been set meanwhile by a concurrent checkout of the same
-    holds, which raises `_HoldsMoved` so the caller starts again and finds that order.
+    Which orders, codes and tiers is read without a lock first; a hold's tier never
+    changes, but its order may have been set meanwhile by a concurrent checkout of the
+    same holds, which raises `_HoldsMoved` so the caller starts again and finds that
+    order. The code is None when not given, or when the holds' event has no such code.
     """
     seen = await conn.fetch(
-        """SELECT tier_id, order_id FROM ticketing.ticket_holds
+        """SELECT tier_id, order_id, event_id FROM ticketing.ticket_holds
             WHERE id = ANY($1::uuid[]) AND user_id = $2""",
         wanted,
         user_id,
     )
     orders = sorted({r["order_id"] for r in seen if r["order_id"] is not None})
-    if orders:
-        await conn.execute(
-            """SELECT 1 FROM ticketing.orders WHERE id = ANY($1::uuid[])
-                ORDER BY id FOR UPDATE""",
-            orders,
-        )
+    locked = await conn.fetch(
+        """SELECT discount_code_id FROM ticketing.orders WHERE id = ANY($1::uuid[])
+            ORDER BY id FOR UPDATE""",
+        orders,
+    )
+    events = {r["event_id"] for r in seen}
+    found = None
+    if code_text is not None and len(events) == 1:
+        found = await db.discount_codes.find_code(conn, events.pop(), code_text)
+    code_ids = {r["discount_code_id"] for r in locked if r["discount_code_id"] is not None}
+    await db.code_uses.lock_codes(conn, code_ids | ({found.id} if found else set()))
+    code = await db.discount_codes.get_code(conn, found.id) if found else None
     # FOR KEY SHARE is the lock the order items' foreign key takes anyway: taken here,
     # before the holds, it cannot close a cycle with a release or expiry of these holds.
     await conn.execute(
@@ -202,7 +231,22 @@ async def _lock_holds(
     )
     if any(h["order_id"] is not None and h["order_id"] not in orders for h in holds):
         raise _HoldsMoved
-    return holds
+    return holds, code
+
+
+async def _same_checkout(
+    conn: asyncpg.Connection,
+    order_id: uuid.UUID,
+    wanted: list[uuid.UUID],
+    code: DiscountCodeRecord | None,
+) -> bool:
+    """Whether the pending order was checked out with exactly these holds and this code."""
+    if await _order_holds(conn, order_id) != wanted:
+        return False
+    applied: uuid.UUID | None = await conn.fetchval(
+        "SELECT discount_code_id FROM ticketing.orders WHERE id = $1", order_id
+    )
+    return applied == (code.id if code else None)
 
 
 async def _order_holds(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[uuid.UUID]:
@@ -282,6 +326,7 @@ async def _cancel_orders(
         reason,
         now,
     )
+    await db.code_uses.release_uses(conn, order_ids, now)
     await db.holds.detach_holds(conn, order_ids, now)
 
 
@@ -290,8 +335,53 @@ async def _insert_order(
     user_id: uuid.UUID,
     holds: list[asyncpg.Record],
     contact: Contact,
+    code: DiscountCodeRecord | None,
     now: datetime,
 ) -> OrderRecord:
+    lines, currency = await _lines(conn, holds)
+    discount = _discount(code, lines, currency, now)
+    total = sum(line.unit_price_cents * line.quantity for line in lines) - discount
+    row = await conn.fetchrow(
+        f"""INSERT INTO ticketing.orders
+                (event_id, user_id, contact_email, contact_name, contact_phone, metadata,
+                 total_cents, currency, discount_code_id, discount_code, discount_cents,
+                 created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+            RETURNING {ORDER_COLUMNS}""",
+        holds[0]["event_id"],
+        user_id,
+        contact.email,
+        contact.name,
+        contact.phone,
+        {"hold_ids": [str(h["id"]) for h in holds], "receipt_email": contact.email},
+        total,
+        currency,
+        code.id if code else None,
+        code.code if code else None,
+        discount,
+        now,
+    )
+    assert row is not None
+    order = OrderRecord.from_row(row)
+    await conn.execute(
+        """INSERT INTO ticketing.order_items (order_id, tier_id, quantity, unit_price_cents)
+           SELECT $1, t.tier_id, t.quantity, t.price
+             FROM unnest($2::uuid[], $3::int[], $4::int[]) AS t(tier_id, quantity, price)""",
+        order.id,
+        [line.tier_id for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price_cents for line in lines],
+    )
+    await db.holds.attach_holds(conn, [h["id"] for h in holds], order.id, now)
+    if code is not None:
+        await db.code_uses.reserve_use(
+            conn, code_id=code.id, order_id=order.id, user_id=user_id, now=now
+        )
+    return order
+
+
+async def _lines(conn: asyncpg.Connection, holds: list[asyncpg.Record]) -> tuple[list[Line], str]:
+    """The holds as priced lines (one per tier, by tier id) and their one currency."""
     quantities: dict[uuid.UUID, int] = defaultdict(int)
     for hold in holds:
         quantities[hold["tier_id"]] += hold["quantity"]
@@ -307,36 +397,22 @@ async def _insert_order(
             code=OrderCode.MIXED_CURRENCIES,
             field="hold_ids",
         )
-    total = sum(tier["price_cents"] * quantities[tier["id"]] for tier in tiers)
-    row = await conn.fetchrow(
-        f"""INSERT INTO ticketing.orders
-                (event_id, user_id, contact_email, contact_name, contact_phone, metadata,
-                 total_cents, currency, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-            RETURNING {ORDER_COLUMNS}""",
-        holds[0]["event_id"],
-        user_id,
-        contact.email,
-        contact.name,
-        contact.phone,
-        {"hold_ids": [str(h["id"]) for h in holds], "receipt_email": contact.email},
-        total,
-        currencies.pop(),
-        now,
-    )
-    assert row is not None
-    order = OrderRecord.from_row(row)
-    await conn.execute(
-        """INSERT INTO ticketing.order_items (order_id, tier_id, quantity, unit_price_cents)
-           SELECT $1, t.tier_id, t.quantity, t.price
-             FROM unnest($2::uuid[], $3::int[], $4::int[]) AS t(tier_id, quantity, price)""",
-        order.id,
-        [tier["id"] for tier in tiers],
-        [quantities[tier["id"]] for tier in tiers],
-        [tier["price_cents"] for tier in tiers],
-    )
-    await db.holds.attach_holds(conn, [h["id"] for h in holds], order.id, now)
-    return order
+    lines = [Line(tier["id"], tier["price_cents"], quantities[tier["id"]]) for tier in tiers]
+    return lines, currencies.pop()
+
+
+def _discount(
+    code: DiscountCodeRecord | None, lines: list[Line], currency: str, now: datetime
+) -> int:
+    """What the (locked) code takes off; CODE_EXPIRED if it is off or outside its window
+    now. Whether a use is left is the conditional update's to say (`reserve_use`)."""
+    if code is None:
+        return 0
+    started = code.starts_at is None or code.starts_at <= now
+    ended = code.ends_at is not None and code.ends_at <= now
+    if not code.enabled or not started or ended:
+        raise OrderError("This code is not valid now", code=OrderCode.CODE_EXPIRED, field="code")
+    return db.discount_codes.discount(code, lines, currency)
 
 
 @retry_transient

@@ -8,6 +8,9 @@ issued seats through `db.holds`, which writes the lock order this follows (order
 tiers, holds, tickets, tokens). A payment that arrives after its holds expired still
 gets tickets if capacity allows; otherwise the order is refunded instead
 (`LATE_REFUND_REASON`), and the refund row is returned to be settled after commit.
+The order's discount code use (if any) becomes a paid use here (`db.code_uses`), right
+after the order's lock; one released meanwhile that the code's limit no longer allows
+refunds the order the same way (`CODE_REFUND_REASON`).
 
 Errors: `OrderError(ORDER_NOT_FOUND)`.
 """
@@ -22,6 +25,7 @@ from datetime import datetime
 import asyncpg
 from databases import Database
 
+import db.code_uses
 import db.holds
 from db import notification_triggers
 from db.channels import UserMessage
@@ -38,6 +42,7 @@ from db.order_records import (
 from db.refunds import RefundRecord, insert_refund
 
 LATE_REFUND_REASON = "sold_out_after_hold_expired"
+CODE_REFUND_REASON = "discount_code_used_up_after_order_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +101,16 @@ async def complete_locked(
     existing = await tickets_of(conn, order_id)
     if order.status in FINAL_STATUSES and (existing or order.status != "paid"):
         return Completion(order=order, tickets=existing, changed=False)
+    code_kept = await db.code_uses.pay_use(conn, order_id, now)
     items, tiers, holds = await lock_order_stock(conn, order_id)
+    if not code_kept:
+        return await _refund_unfulfillable(
+            conn, order, holds, now, payment_intent_id, CODE_REFUND_REASON
+        )
     if not await db.holds.issue_from_holds(conn, items, tiers, holds, now):
-        return await _refund_unfulfillable(conn, order, holds, now, payment_intent_id)
+        return await _refund_unfulfillable(
+            conn, order, holds, now, payment_intent_id, LATE_REFUND_REASON
+        )
     tickets = await _issue_tickets(conn, order, items, now)
     paid = await conn.fetchrow(
         f"""UPDATE ticketing.orders
@@ -193,8 +205,11 @@ async def _refund_unfulfillable(
     holds: list[asyncpg.Record],
     now: datetime,
     payment_intent_id: str | None,
+    reason: str,
 ) -> Completion:
-    """The payment came too late and the tickets are gone: refund instead of overselling."""
+    """The payment came too late and the tickets (or the code's uses) are gone: refund
+    instead of overselling. A use of the order's code is given back."""
+    await db.code_uses.release_uses(conn, [order.id], now)
     await db.holds.release_holds(conn, holds, now)
     row = await conn.fetchrow(
         f"""UPDATE ticketing.orders
@@ -203,7 +218,7 @@ async def _refund_unfulfillable(
                    updated_at = $4
              WHERE id = $1 RETURNING {ORDER_COLUMNS}""",
         order.id,
-        LATE_REFUND_REASON,
+        reason,
         payment_intent_id,
         now,
     )
@@ -216,20 +231,18 @@ async def _refund_unfulfillable(
             refunded,
             amount=refunded.total_cents,
             ticket_ids=[],
-            reason=LATE_REFUND_REASON,
+            reason=reason,
             key=f"order-{order.id}-late",
             requested_by=None,
             now=now,
         )
-    await publish(
-        conn, UserMessage(order.user_id, "order_refunded", order.id, reason=LATE_REFUND_REASON)
-    )
+    await publish(conn, UserMessage(order.user_id, "order_refunded", order.id, reason=reason))
     await notification_triggers.late_payment_refunded(
         conn,
         user_id=order.user_id,
         order_id=order.id,
         event_id=order.event_id,
-        reason=LATE_REFUND_REASON,
+        reason=reason,
         now=now,
     )
     return Completion(order=refunded, tickets=[], changed=True, refund=refund)

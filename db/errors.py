@@ -6,9 +6,11 @@ e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
 
     DomainError(message, code=..., field=None, **details)
      ├── EventError       EventCode      (events: create, edit, publish)
-     ├── TicketingError   TicketingCode  (tiers and holds; SOLD_OUT carries ``available``,
-     │                                     CAPACITY_BELOW_SOLD ``minimum``)
-     ├── OrderError       OrderCode      (checkout, completion, refunds, check-in, lists)
+     ├── TicketingError   TicketingCode  (tiers, holds, discount codes; SOLD_OUT carries
+     │                                     ``available``, CAPACITY_BELOW_SOLD and
+     │                                     MAX_USES_BELOW_USES ``minimum``)
+     ├── OrderError       OrderCode      (checkout and its discount code, completion,
+     │                                     refunds, check-in, lists)
      ├── FeedError        FeedCode       (posts)
      ├── NotificationError NotificationCode (the inbox and preferences)
      └── ProfileError     ProfileCode    (handles)
@@ -48,6 +50,10 @@ class TicketingCode(StrEnum):
     NOT_ALLOWED = "NOT_ALLOWED"
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
+    # Discount codes, as their organizer manages them (MAX_USES_BELOW_USES: ``minimum``).
+    CODE_NOT_FOUND = "CODE_NOT_FOUND"
+    CODE_TAKEN = "CODE_TAKEN"
+    MAX_USES_BELOW_USES = "MAX_USES_BELOW_USES"
 
 
 class OrderCode(StrEnum):
@@ -66,6 +72,11 @@ class OrderCode(StrEnum):
     EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
     # Raised by `liventix.payments` when the gateway fails during checkout.
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    # A discount code given at checkout that cannot be applied.
+    CODE_NOT_FOUND = "CODE_NOT_FOUND"
+    CODE_EXPIRED = "CODE_EXPIRED"
+    CODE_EXHAUSTED = "CODE_EXHAUSTED"
+    CODE_NOT_APPLICABLE = "CODE_NOT_APPLICABLE"
     # Check-in refusals: returned in `db.checkin.CheckIn.refusal`, not raised.
     ALREADY_CHECKED_IN = "ALREADY_CHECKED_IN"
     TICKET_REFUNDED = "TICKET_REFUNDED"

@@ -35,17 +35,20 @@ before any lock, so refusals of a sold-out tier never queue on its row.
 Lock order. Every transaction that touches tiers or holds takes row locks in this one
 order, written here once::
 
-    ticketing.orders              (by primary key: checkout, completion, refunds)
-      → ticketing.ticket_tiers    (by primary key)
-        → ticketing.ticket_holds  (by primary key)
-          → ticketing.tickets     (by primary key)
-            → ticketing.ticket_tokens
+    ticketing.orders                  (by primary key: checkout, completion, refunds)
+      → ticketing.discount_codes      (by primary key: the orders' codes, `db.code_uses`)
+        → ticketing.ticket_tiers      (by primary key)
+          → ticketing.ticket_holds    (by primary key)
+            → ticketing.tickets       (by primary key)
+              → ticketing.ticket_tokens
 
 A transaction may skip a level, and may touch again a row it already holds, but never
-goes back up to a level it passed. Implicit locks count: inserting a row that refers
-to a tier (a hold, an order item, a ticket) takes FOR KEY SHARE on the tier through the
-foreign key, so a transaction that will do so after locking holds locks those tiers
-first (checkout takes FOR KEY SHARE on its tiers before its holds; a new hold is
+goes back up to a level it passed. A discount code's redemption rows
+(`ticketing.discount_redemptions`) are written only under their order's lock.
+Implicit locks count: inserting a row that refers to a tier (a hold, an order item, a
+ticket) takes FOR KEY SHARE on the tier through the foreign key, so a transaction
+that will do so after locking holds locks those tiers first (checkout takes FOR KEY
+SHARE on its tiers before its holds; a new hold is
 inserted after the conditional update has locked its tier). FOR KEY SHARE does not
 conflict with the plain UPDATE of a tier's counters, so checkout never queues behind
 buyers, only behind the FOR UPDATE of a release, an expiry, a sweep, a drift repair or

@@ -47,6 +47,16 @@ class OrderRecord:
     created_at: datetime
     paid_at: datetime | None
     anonymized_at: datetime | None
+    # The discount code applied at checkout (its id and text as typed then), and what
+    # it took off: `total_cents` is the items' sum less `discount_cents`.
+    discount_code_id: uuid.UUID | None
+    discount_code: str | None
+    discount_cents: int
+
+    @property
+    def subtotal_cents(self) -> int:
+        """The items' sum before the discount."""
+        return self.total_cents + self.discount_cents
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> OrderRecord:

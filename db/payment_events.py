@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 from databases import Database
 
+import db.code_uses
 import db.holds
 from db.completion import complete_locked, lock_order_stock
 from db.core import connection, retry_transient, transaction
@@ -203,7 +204,8 @@ async def _find_order(conn: asyncpg.Connection, event: PaymentEvent) -> uuid.UUI
 async def _fail_locked(
     conn: asyncpg.Connection, order_id: uuid.UUID, message: str | None, now: datetime
 ) -> EventOutcome:
-    """A failed payment fails a pending order only; its holds stay until they expire."""
+    """A failed payment fails a pending order only; its holds stay until they expire, its
+    discount code use is given back (a late success takes one again if it can)."""
     row = await conn.fetchrow(
         f"""UPDATE ticketing.orders SET status = 'failed', failure_reason = $2, updated_at = $3
              WHERE id = $1 AND status = 'pending' RETURNING {ORDER_COLUMNS}""",
@@ -213,6 +215,7 @@ async def _fail_locked(
     )
     if row is None:
         return EventOutcome(duplicate=False, result="unchanged")
+    await db.code_uses.release_uses(conn, [order_id], now)
     return EventOutcome(duplicate=False, result="failed", order=OrderRecord.from_row(row))
 
 
@@ -235,6 +238,7 @@ async def _external_refund_locked(
     if event.ours or order.status == "refunded" or not covered:
         return EventOutcome(duplicate=False, result="unchanged", order=order)
     if order.status in REOPENABLE_STATUSES:
+        await db.code_uses.release_uses(conn, [order_id], now)
         _, _, holds = await lock_order_stock(conn, order_id)
         await db.holds.release_holds(conn, holds, now)
         updated = await conn.fetchrow(

@@ -23,6 +23,7 @@ from datetime import datetime
 import asyncpg
 from databases import Database
 
+import db.code_uses
 import db.holds
 from db import notification_triggers
 from db.channels import UserMessage
@@ -114,11 +115,15 @@ async def refund_tickets_locked(
 ) -> RefundOutcome:
     """Refund the order's issued tickets (all, or `ticket_ids`) in the caller's transaction.
 
-    The caller holds the order row's lock; the order's tiers are locked next (primary-key
-    order), then its tickets by id, as the lock order in `db.holds` says. Raises
-    `OrderError(TICKET_NOT_FOUND)` for an id not on the order; tickets not issued are
-    skipped, and if none is left `changed` is False.
+    The caller holds the order row's lock; the order's discount code is locked next, then
+    its tiers (primary-key order), then its tickets by id, as the lock order in
+    `db.holds` says. A discounted order refunds each ticket's share of what was paid
+    (`refund_amount`). When no ticket is left issued, the code's use is given back.
+    Raises `OrderError(TICKET_NOT_FOUND)` for an id not on the order; tickets not issued
+    are skipped, and if none is left `changed` is False.
     """
+    if order.discount_code_id is not None:
+        await db.code_uses.lock_codes(conn, [order.discount_code_id])
     await conn.execute(
         """SELECT 1 FROM ticketing.ticket_tiers
             WHERE id IN (SELECT tier_id FROM ticketing.order_items WHERE order_id = $1)
@@ -152,8 +157,12 @@ async def refund_tickets_locked(
         target_ids,
         now,
     )
-    amount = sum(t["unit_price_cents"] for t in targets)
     still_issued = sum(1 for t in tickets if t["status"] == "issued") - len(targets)
+    amount = refund_amount(
+        order, sum(t["unit_price_cents"] for t in targets), last=still_issued == 0
+    )
+    if still_issued == 0:
+        await db.code_uses.release_uses(conn, [order.id], now)
     row = await conn.fetchrow(
         f"""UPDATE ticketing.orders
                SET refunded_cents = least(total_cents, refunded_cents + $2),
@@ -195,6 +204,23 @@ async def refund_tickets_locked(
         now=now,
     )
     return RefundOutcome(order=updated, refunded_ticket_ids=target_ids, changed=True, refund=refund)
+
+
+def refund_amount(order: OrderRecord, list_price_cents: int, *, last: bool) -> int:
+    """What refunding tickets worth `list_price_cents` (at their item prices) gives back.
+
+    Without a discount, exactly that. With one, their share of what was paid (the
+    discount spread over the order in proportion to price, rounded down), and the last
+    tickets of the order get all that is left, so the refunds add up to the total paid
+    and never exceed it.
+    """
+    left = order.total_cents - order.refunded_cents
+    if last:
+        return max(left, 0)
+    if order.subtotal_cents == 0:
+        return 0
+    share = list_price_cents * order.total_cents // order.subtotal_cents
+    return min(share, left)
 
 
 async def insert_refund(

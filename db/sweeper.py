@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from databases import Database
 
+import db.code_uses
 import db.holds
 from db.core import connection, retry_transient, transaction
 
@@ -115,9 +116,10 @@ SELECT o.id FROM ticketing.orders o
 async def _expire_lapsed_orders(database: Database, now: datetime) -> int:
     """Mark `expired` the pending orders whose holds have all expired; how many.
 
-    Orders come first in the lock order, and nothing else is locked here: the orders
-    are locked in primary-key order, then checked again (an expired hold never becomes
-    active again, so the check stays true until the order itself moves on).
+    Orders come first in the lock order: the orders are locked in primary-key order,
+    then checked again (an expired hold never becomes active again, so the check stays
+    true until the order itself moves on); then their discount code uses are given
+    back, the codes next in the lock order.
     """
     async with transaction(database) as conn:
         candidates = [row["id"] for row in await conn.fetch(_LAPSED)]
@@ -135,4 +137,5 @@ async def _expire_lapsed_orders(database: Database, now: datetime) -> int:
             candidates,
             now,
         )
+        await db.code_uses.release_uses(conn, [row["id"] for row in expired], now)
     return len(expired)

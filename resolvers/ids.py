@@ -21,6 +21,7 @@ from collections.abc import Iterable
 MAX_ID_LENGTH = 200  # a global id of any type is far shorter; longer is not one of ours
 
 # The GraphQL type names that ids are minted for, as the schema names its types.
+DISCOUNT_CODE = "DiscountCode"
 EVENT = "Event"
 EVENT_AVAILABILITY = "EventAvailability"
 HOLD = "Hold"

@@ -47,8 +47,11 @@ def _first(first: int) -> int:
     return first
 
 
-async def checkout(info: Info, hold_ids: Sequence[str], contact: Contact) -> flows.CheckoutResult:
-    """Turn the viewer's holds into a pending order and a payment intent."""
+async def checkout(
+    info: Info, hold_ids: Sequence[str], contact: Contact, code: str | None = None
+) -> flows.CheckoutResult:
+    """Turn the viewer's holds into a pending order and a payment intent, with the
+    event's discount code `code` applied if given."""
     ctx = info.context
     user_id = signed_in(info)
     holds = ids(hold_ids, HOLD, "hold_ids")
@@ -60,6 +63,7 @@ async def checkout(info: Info, hold_ids: Sequence[str], contact: Contact) -> flo
         user_id=user_id,
         hold_ids=holds,
         contact=contact,
+        code=code,
     )
 
 

@@ -22,6 +22,7 @@ from schema.error_map import exception_handlers
 from schema.errors import log_errors, response_code
 from schema.extensions import build_extensions
 from schema.operation_metrics import time_root_fields
+from schema.root.discount_codes import DiscountCodesMutation, DiscountCodesQuery
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
 from schema.root.node import NodeQuery
@@ -44,6 +45,7 @@ QUERIES: tuple[type, ...] = (
     FeedQuery,
     EventsQuery,
     TicketingQuery,
+    DiscountCodesQuery,
     OrdersQuery,
     OperationsQuery,
     NodeQuery,
@@ -55,6 +57,7 @@ MUTATIONS: tuple[type, ...] = (
     FeedMutation,
     EventsMutation,
     TicketingMutation,
+    DiscountCodesMutation,
     OrdersMutation,
     NotificationsMutation,
 )

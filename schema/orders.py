@@ -127,6 +127,21 @@ class OrderErrorCode(Enum):
     INVALID_INPUT = strawberry.enum_value(
         "INVALID_INPUT", description="An input value is malformed or out of bounds; see `field`."
     )
+    CODE_NOT_FOUND = strawberry.enum_value(
+        "CODE_NOT_FOUND", description="The event has no such discount code (in any case)."
+    )
+    CODE_EXPIRED = strawberry.enum_value(
+        "CODE_EXPIRED",
+        description="The discount code is switched off, or outside its validity window.",
+    )
+    CODE_EXHAUSTED = strawberry.enum_value(
+        "CODE_EXHAUSTED",
+        description="The discount code's uses are all taken, or the viewer's own limit is.",
+    )
+    CODE_NOT_APPLICABLE = strawberry.enum_value(
+        "CODE_NOT_APPLICABLE",
+        description="The discount code is for another tier, or in another currency.",
+    )
 
 
 @strawberry.type(description="An expected failure of an order, refund or check-in.")
@@ -215,7 +230,17 @@ class Ticket(Node):
 class Order(Node):
     status: OrderStatus = strawberry.field(description="Where the order is.")
     total_cents: int = strawberry.field(
-        description="Amount charged, in the currency's minor unit (cents); 0 for free orders."
+        description="Amount charged, in the currency's minor unit (cents): `subtotalCents` "
+        "less `discountCents`; 0 for free orders."
+    )
+    subtotal_cents: int = strawberry.field(
+        description="What the items cost before any discount, in minor units."
+    )
+    discount_cents: int = strawberry.field(
+        description="What the discount code took off, in minor units; 0 without one."
+    )
+    discount_code: str | None = strawberry.field(
+        description="The discount code applied at checkout; null if none."
     )
     refunded_cents: int = strawberry.field(
         description="Amount refunded so far, in minor units; at most `totalCents`."
@@ -239,6 +264,9 @@ class Order(Node):
             id=node_id(ORDER, record.id),
             status=OrderStatus(record.status),
             total_cents=record.total_cents,
+            subtotal_cents=record.subtotal_cents,
+            discount_cents=record.discount_cents,
+            discount_code=record.discount_code,
             refunded_cents=record.refunded_cents,
             currency=record.currency,
             created_at=record.created_at,

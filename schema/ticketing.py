@@ -75,6 +75,16 @@ class TicketingErrorCode(Enum):
     CONFLICT = strawberry.enum_value(
         "CONFLICT", description="A concurrent change got in the way; retrying is safe."
     )
+    CODE_NOT_FOUND = strawberry.enum_value(
+        "CODE_NOT_FOUND", description="No such discount code among the events you manage."
+    )
+    CODE_TAKEN = strawberry.enum_value(
+        "CODE_TAKEN", description="The event already has this discount code, in some case."
+    )
+    MAX_USES_BELOW_USES = strawberry.enum_value(
+        "MAX_USES_BELOW_USES",
+        description="A code's `maxUses` below the uses taken; `minimum` is the floor.",
+    )
 
 
 @strawberry.type(description="An expected ticketing failure.")
@@ -87,7 +97,8 @@ class TicketingError(UserError):
     )
     minimum: int | None = strawberry.field(
         default=None,
-        description="With CAPACITY_BELOW_SOLD: the smallest quantity allowed now.",
+        description="With CAPACITY_BELOW_SOLD: the smallest quantity allowed now; with "
+        "MAX_USES_BELOW_USES: the smallest `maxUses` allowed now.",
     )
 
 

@@ -15,6 +15,7 @@ from liventix.auth import Role
 from liventix.clock import FrozenClock
 from schema import build_schema
 from schema.root.node import MAX_NODES, READERS
+from tests.discount_support import new_code
 from tests.feed_support import CREATE_POST
 from tests.orders_support import World, add_user, hold, paid_order, world
 from tests.support import GraphQLClient, gid, key_of
@@ -37,6 +38,7 @@ query ($id: ID!) {
     ... on Viewer { role user { id } }
     ... on ReconciliationReport { runStatus: status }
     ... on Notification { category }
+    ... on DiscountCode { code usesPaid }
   }
 }"""
 
@@ -65,7 +67,9 @@ async def everything(
     tiers = await client(
         "query ($e: ID!) { eventTiers(eventId: $e) { id } }", {"e": gid("Event", world.event_id)}
     )
+    code = await new_code(client, world, code="NODE", kind="COMP", maxUses=1)
     return {
+        "DiscountCode": code["id"],
         "Event": post["event"]["id"],
         "TicketTier": tiers["eventTiers"][0]["id"],
         "TierAvailability": gid("TierAvailability", world.tier_id),
@@ -102,7 +106,9 @@ async def test_node_reads_back_every_type_by_the_id_it_was_given(
     admin = world.token(uuid.uuid4(), Role.ADMIN)
     assert set(ids) == set(READERS)
     for type_name, id in ids.items():
-        token = admin if type_name == "ReconciliationReport" else world.buyer_token
+        token = {"ReconciliationReport": admin, "DiscountCode": world.organizer_token}.get(
+            type_name, world.buyer_token
+        )
         found = await node(client, id, token)
         assert found is not None, type_name
         assert (found["__typename"], found["id"]) == (type_name, id)
@@ -119,7 +125,7 @@ async def test_a_node_is_seen_by_exactly_who_sees_its_own_field(
 ) -> None:
     ids = await everything(client, database, world, clock)
     stranger = world.token(await add_user(database))
-    for type_name in ("Order", "Ticket", "Hold", "Viewer", "Notification"):
+    for type_name in ("Order", "Ticket", "Hold", "Viewer", "Notification", "DiscountCode"):
         assert await node(client, ids[type_name], stranger) is None, type_name
     # The order's organizer sees the order and its tickets, as `order(id:)` shows them.
     assert (await node(client, ids["Order"], world.organizer_token))["status"] == "PAID"

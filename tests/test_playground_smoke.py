@@ -104,8 +104,10 @@ class Walkthrough:
         return {name: self.values[name] for name in variables_of(document)}
 
     def token_for(self, name: str | None) -> str:
-        # At the door the organizer scans; every other example is the signed-in fan's.
-        return self.tokens[Role.ORGANIZER if name == "Scan" else Role.USER]
+        # The organizer scans at the door and creates discount codes; every other
+        # example is the signed-in fan's.
+        organizers = ("Scan", "NewCode")
+        return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 
     async def run(self, document: str) -> None:
         """Run an example; a subscription stays open, as in the reader's second tab."""

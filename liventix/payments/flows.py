@@ -60,13 +60,21 @@ async def checkout(
     user_id: uuid.UUID,
     hold_ids: list[uuid.UUID],
     contact: Contact,
+    code: str | None = None,
 ) -> CheckoutResult:
-    """Pending order + payment intent (see the module docstring for the steps).
+    """Pending order + payment intent (see the module docstring for the steps); `code`
+    is a discount code of the event. A total of zero (a free tier, a comp code) is
+    completed at once, without the gateway.
 
     Raises `OrderError`, including PAYMENT_PROVIDER_ERROR after compensating.
     """
     done = await db.checkout.create_pending_order(
-        database, user_id=user_id, hold_ids=hold_ids, contact=contact, now=clock.now()
+        database,
+        user_id=user_id,
+        hold_ids=hold_ids,
+        contact=contact,
+        now=clock.now(),
+        code=code,
     )
     order = done.order
     if order.total_cents == 0 and order.status == "pending":  # free: no payment needed

@@ -15,6 +15,7 @@ from typing import Annotated
 import strawberry
 
 import resolvers.availability
+import resolvers.discount_codes
 import resolvers.events
 import resolvers.feed
 import resolvers.ids
@@ -25,6 +26,7 @@ import resolvers.ticketing
 import resolvers.users
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
+from schema.discount_codes import DiscountCode
 from schema.events import Event
 from schema.feed import Post
 from schema.node import Node
@@ -77,6 +79,11 @@ async def _event_availability(info: Info, id: str) -> Node | None:
     return EventAvailability.from_record(record) if record else None
 
 
+async def _discount_code(info: Info, id: str) -> Node | None:
+    usage = await resolvers.discount_codes.discount_code(info, id)
+    return DiscountCode.from_usage(usage) if usage else None
+
+
 async def _user(info: Info, id: str) -> Node | None:
     profile = await resolvers.users.user_by_id(info, id)
     return User.from_profile(profile) if profile else None
@@ -98,6 +105,7 @@ async def _reconciliation_report(info: Info, id: str) -> Node | None:
 
 
 READERS: dict[str, Callable[[Info, str], Awaitable[Node | None]]] = {
+    resolvers.ids.DISCOUNT_CODE: _discount_code,
     resolvers.ids.EVENT: _event,
     resolvers.ids.EVENT_AVAILABILITY: _event_availability,
     resolvers.ids.HOLD: _hold,

@@ -102,8 +102,16 @@ class OrdersMutation:
         contact: Annotated[
             ContactInput, strawberry.argument(description="Who to contact about the order.")
         ],
+        code: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A discount or comp code of the event, in any case; the server "
+                "prices the order with it and shows it on the order. A total of zero is "
+                "completed at once, without payment."
+            ),
+        ] = None,
     ) -> CheckoutResult:
-        result = await resolvers.orders.checkout(info, hold_ids, contact.to_contact())
+        result = await resolvers.orders.checkout(info, hold_ids, contact.to_contact(), code)
         return CheckoutPayload.from_result(result)
 
     @strawberry.mutation(
