@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ import asyncpg
 from databases import Database
 
 from db.channels import FeedMessage
-from db.core import connection, transaction
+from db.core import connection, retry_transient, transaction
 from db.errors import ProfileCode, ProfileError
 from db.notify import publish
 
@@ -29,9 +30,15 @@ _COLUMNS = "id, role, display_name, created_at, handle"
 HANDLE = re.compile(r"[A-Za-z0-9_]{3,30}")
 
 
+ROLES = ("user", "organizer", "admin", "partner")
+
+
+def _stored_role(role: str) -> str:
+    return role if role in ROLES else "user"
+
+
 async def ensure_profile(database: Database, user_id: uuid.UUID, role: str) -> Profile:
     """Create the profile on first sight; keep its role in step with the token's."""
-    stored_role = role if role in ("user", "organizer", "admin", "partner") else "user"
     async with transaction(database) as conn:
         row = await conn.fetchrow(
             f"""INSERT INTO users.profiles (id, role) VALUES ($1, $2)
@@ -39,10 +46,28 @@ async def ensure_profile(database: Database, user_id: uuid.UUID, role: str) -> P
                    SET role = EXCLUDED.role, last_seen_at = now()
                 RETURNING {_COLUMNS}""",
             user_id,
-            stored_role,
+            _stored_role(role),
         )
     assert row is not None
     return Profile(**dict(row))
+
+
+@retry_transient
+async def ensure_profiles(database: Database, users: Sequence[tuple[uuid.UUID, str]]) -> None:
+    """`ensure_profile` for many users in one statement (each user id at most once).
+
+    Rows are written in id order, so two processes writing overlapping sets lock them
+    in the same order; a deadlock is still retried (`retry_transient`).
+    """
+    ordered = sorted(users)
+    async with transaction(database) as conn:
+        await conn.execute(
+            """INSERT INTO users.profiles (id, role)
+               SELECT * FROM unnest($1::uuid[], $2::text[])
+               ON CONFLICT (id) DO UPDATE SET role = EXCLUDED.role, last_seen_at = now()""",
+            [user_id for user_id, _ in ordered],
+            [_stored_role(role) for _, role in ordered],
+        )
 
 
 async def get_profiles(database: Database, ids: list[uuid.UUID]) -> list[Profile | None]:

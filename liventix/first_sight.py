@@ -26,11 +26,23 @@ log = logging.getLogger("liventix.first_sight")
 
 
 class FirstSight:
+    """Profiles of the users this process has seen, written in batches.
+
+    Users seen while a write is running wait for the next one, which writes all of them
+    in one statement (`db.users.ensure_profiles`): at most one write per process at a
+    time, so a burst of new users (a flash sale's buyers arriving at once) costs a few
+    statements and one pooled connection instead of one transaction each, which would
+    exhaust the pool.
+    """
+
     def __init__(self, database: Database, *, remember: int = 100_000) -> None:
         self._db = database
         self._remember = remember
         self._seen: OrderedDict[tuple[uuid.UUID, Role], None] = OrderedDict()
         self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: dict[tuple[uuid.UUID, Role], None] = {}  # for the next write
+        self._next: asyncio.Future[None] | None = None  # that write's outcome
+        self._writer: asyncio.Task[None] | None = None
 
     async def see(self, viewer: Viewer) -> None:
         """Ensure the viewer's profile exists (a no-op after the first time)."""
@@ -40,7 +52,37 @@ class FirstSight:
         if key in self._seen:
             self._seen.move_to_end(key)
             return
-        await db.users.ensure_profile(self._db, viewer.user_id, viewer.role.value)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        self._waiting[key] = None
+        written = self._next
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await asyncio.shield(written)
+
+    async def _write(self) -> None:
+        """Write what is waiting, then what arrived meanwhile, until nothing is left."""
+        while self._next is not None:
+            keys, written = list(self._waiting), self._next
+            self._waiting, self._next = {}, None
+            try:
+                # One row per user and statement: a user seen with two roles at once
+                # (a role just changed) is written twice, the later role last.
+                while keys:
+                    first = {user_id: role for user_id, role in reversed(keys)}
+                    rows = [(user_id, role.value) for user_id, role in first.items()]
+                    await db.users.ensure_profiles(self._db, rows)
+                    done = set(first.items())
+                    for key in done:
+                        self._remember_seen(key)
+                    keys = [key for key in keys if key not in done]
+            except Exception as exc:
+                written.set_exception(exc)
+                written.exception()  # retrieved: the waiters each get it raised
+            else:
+                written.set_result(None)
+
+    def _remember_seen(self, key: tuple[uuid.UUID, Role]) -> None:
         self._seen[key] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)

@@ -15,7 +15,8 @@ from starlette.applications import Starlette
 
 import db.users
 from db.core import connection
-from liventix.auth import Role
+from liventix.auth import Role, Viewer
+from liventix.first_sight import FirstSight
 from liventix.settings import Settings
 from tests.support import GraphQLClient, bad_tokens, gid
 
@@ -87,7 +88,7 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("connection string postgres://secret@db")
 
-    monkeypatch.setattr(db.users, "ensure_profile", broken)
+    monkeypatch.setattr(db.users, "ensure_profiles", broken)
     with caplog.at_level(logging.ERROR, logger="liventix.graphql"):
         response = await client.post(VIEWER, token=token(Role.USER))
     error = response.json()["errors"][0]
@@ -114,6 +115,47 @@ async def test_a_verified_user_gets_a_profile_on_first_sight(
     user_id = uuid.uuid4()
     await client("{ events(first: 1) { edges { node { id } } } }", token=token(Role.USER, user_id))
     assert await _profile_role(database, user_id) == "user"
+
+
+async def test_a_burst_of_new_users_is_written_in_a_few_statements(
+    client: GraphQLClient,
+    token: Callable[..., str],
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 new users at once (a sale opening): every profile is written, in batches
+    rather than one transaction each, which would queue them all on the pool."""
+    users = [uuid.uuid4() for _ in range(300)]
+    batches: list[int] = []
+    write = db.users.ensure_profiles
+
+    async def counted(database: Database, rows: list[tuple[uuid.UUID, str]]) -> None:
+        batches.append(len(rows))
+        await write(database, rows)
+
+    monkeypatch.setattr(db.users, "ensure_profiles", counted)
+    answers = await asyncio.gather(
+        *(client(VIEWER, token=token(Role.USER, user_id)) for user_id in users)
+    )
+    assert {answer["viewer"]["id"] for answer in answers} == {gid("Viewer", u) for u in users}
+    assert sum(batches) == len(users) and len(batches) <= 10, batches
+    async with connection(database) as conn:
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM users.profiles WHERE id = ANY($1::uuid[])", users
+        )
+    assert stored == len(users)
+
+
+async def test_a_user_seen_with_two_roles_in_one_batch_keeps_the_later_one(
+    database: Database,
+) -> None:
+    """One statement cannot upsert a row twice: the batch is split, the later role last."""
+    sight = FirstSight(database)
+    user_id = uuid.uuid4()
+    await asyncio.gather(
+        sight.see(Viewer(user_id, Role.USER)), sight.see(Viewer(user_id, Role.ORGANIZER))
+    )
+    assert await _profile_role(database, user_id) == "organizer"
 
 
 async def test_a_websocket_user_gets_a_profile_on_first_sight(
