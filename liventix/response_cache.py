@@ -16,14 +16,14 @@ safety net for anything else.
 One response serves every viewer who sees the same thing. What these two fields return
 depends on the viewer only through whether they manage the event (`db.events.
 manages_event`: its organizer and admins see its drafts and hidden tiers); everything
-reachable below them is public. So a signed-in viewer who manages none of the events a
-query names shares the anonymous response, and a manager gets a full execution.
+reachable below them is public. So responses are keyed by which of the events a query
+names the viewer manages, not by who they are: a signed-in fan shares the anonymous
+response, an event's organizer shares the admins' one for that event.
 `tests/test_response_sharing.py` pins that set of reachable fields and checks, over
 generated queries and viewers, that a shared answer is exactly the one a full execution
 gives.
 
-Everything else (managers, mutations, other fields, persisted-query hashes, GET)
-passes through.
+Everything else (mutations, other fields, persisted-query hashes, GET) passes through.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_ORGANIZERS = 16_384  # events whose organizer is remembered (it never changes)
 
 Scope = dict[str, Any]
-# (query, operation name, variables, Accept): the Accept header picks the response's
-# media type (`liventix.graphql_view.negotiate`), so pages are stored per Accept value.
-_Key = tuple[str, str, str, str]
+# (query, operation name, variables, Accept, which of the events named the viewer
+# manages): the Accept header picks the response's media type
+# (`liventix.graphql_view.negotiate`), so pages are stored per Accept value.
+_Key = tuple[str, str, str, str, tuple[bool, ...]]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
@@ -213,13 +214,13 @@ class ResponseCache:
 
     # -- who shares a response --------------------------------------------------------
 
-    async def _manages_any(self, viewer: Viewer, events: tuple[uuid.UUID, ...]) -> bool:
-        """Whether the viewer manages one of the events (`db.events.manages_event`), and
-        so may see more there than anonymous viewers do."""
+    async def _managed(self, viewer: Viewer, events: tuple[uuid.UUID, ...]) -> tuple[bool, ...]:
+        """For each event, whether the viewer manages it (`db.events.manages_event`): the
+        one thing about the viewer these responses depend on."""
         if viewer.user_id is None:
-            return False
+            return (False,) * len(events)
         if viewer.is_admin:
-            return True  # admins manage every event (`manages_event`), known or not
+            return (True,) * len(events)  # admins manage every event, known or not
         missing = [e for e in events if e not in self._organizers]
         if missing:
             for event_id, record in zip(
@@ -229,10 +230,10 @@ class ResponseCache:
                     self._organizers[event_id] = record.organizer_id
             while len(self._organizers) > MAX_ORGANIZERS:
                 self._organizers.popitem(last=False)
-        return any(
-            db.events.manages_event(self._organizers[e], viewer.user_id, viewer.is_admin)
+        return tuple(
+            e in self._organizers
+            and db.events.manages_event(self._organizers[e], viewer.user_id, viewer.is_admin)
             for e in events
-            if e in self._organizers
         )
 
     # -- the ASGI side --------------------------------------------------------------
@@ -247,11 +248,12 @@ class ResponseCache:
                 return  # the client went away before sending its request
             accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
             request = self._cache_key(body, accept) if len(body) <= MAX_BODY_BYTES else None
-            viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
-            if request is None or await self._manages_any(viewer, request[1]):
+            if request is None:
                 await app(scope, _replay(body), send)
                 return
-            key, _, channels = request
+            shared_key, events, channels = request
+            viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
+            key = (*shared_key, await self._managed(viewer, events))
             note_operation(scope, key[0], key[1] or None)  # for the request log, hit or miss
             self._first_sight.see_soon(viewer)  # what the view does for those it serves
             entry = self._entries.get(key)
@@ -272,9 +274,9 @@ class ResponseCache:
 
     def _cache_key(
         self, body: bytes, accept: str
-    ) -> tuple[_Key, tuple[uuid.UUID, ...], tuple[str, ...]] | None:
-        """The request's cache key, the events it names and the channels that change it;
-        None when it is not a cacheable request."""
+    ) -> tuple[tuple[str, str, str, str], tuple[uuid.UUID, ...], tuple[str, ...]] | None:
+        """The request's cache key but for the viewer, the events it names and the
+        channels that change it; None when it is not a cacheable request."""
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -57,6 +57,9 @@ async def test_repeated_anonymous_pages_are_served_without_sql(
     with count_statements(monkeypatch) as statements:
         assert await texts(client, scene, token=scene.organizer) == first
     assert statements, "the event's organizer must not be served the public response"
+    with count_statements(monkeypatch) as statements:
+        assert await texts(client, scene, token=scene.organizer) == first
+    assert statements == [], "the organizer's own response is cached too"
 
 
 async def test_a_local_write_is_visible_to_the_next_read(

@@ -1,8 +1,9 @@
 """A shared response is exactly what a full execution gives the viewer it is shared with.
 
-`liventix.response_cache` answers a signed-in viewer who manages none of the events a
-feed or tier query names with the response computed for anyone. That is sound only if
-everything reachable below `eventFeed` and `eventTiers` depends on the viewer through
+`liventix.response_cache` keys a feed or tier query's response by which of the events
+it names the viewer manages, not by who they are: a fan gets the anonymous response, an
+organizer the one an admin gets on their event. That is sound only if everything
+reachable below `eventFeed` and `eventTiers` depends on the viewer through
 `db.events.manages_event` alone, so:
 
 - the fields reachable below those roots are pinned here: a field added there fails the
@@ -278,13 +279,13 @@ async def test_shared_answers_equal_full_executions(
 async def test_control_sharing_with_managers_is_caught(
     server: ServerThread, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Proves the comparison can fail: with the manager check switched off, organizers
+    """Proves the comparison can fail: with management left out of the key, organizers
     and admins share responses with everyone else, so drafts and hidden tiers go
     missing from their answers or show up in others'."""
 
-    async def nobody_manages(*_: object) -> bool:
-        return False
+    async def nobody_manages(_: object, __: object, events: tuple[object, ...]) -> tuple[bool, ...]:
+        return (False,) * len(events)
 
-    monkeypatch.setattr(response_cache.ResponseCache, "_manages_any", nobody_manages)
+    monkeypatch.setattr(response_cache.ResponseCache, "_managed", nobody_manages)
     outcome = await differential(server, world, monkeypatch, MAX_EXAMPLES // 3)
     assert outcome.mismatches, "sharing with managers went unnoticed"
