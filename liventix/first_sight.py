@@ -13,6 +13,7 @@ to the user) await `see` through `resolvers.access.seen`, a no-op once seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from collections import OrderedDict
 from databases import Database
 
 import db.users
+from db.core import PoolTimeout
 from liventix.auth import Role, Viewer
 
 log = logging.getLogger("liventix.first_sight")
@@ -77,10 +79,20 @@ class FirstSight:
                         self._remember_seen(key)
                     keys = [key for key in keys if key not in done]
             except Exception as exc:
+                self._log_failure(exc, len(keys))
                 written.set_exception(exc)
                 written.exception()  # retrieved: the waiters each get it raised
             else:
                 written.set_result(None)
+
+    @staticmethod
+    def _log_failure(exc: Exception, users: int) -> None:
+        """Once per failed write, not per waiter. No free connection is the server
+        being busy (a WARNING: the pool's metrics tell whether it lasts)."""
+        if isinstance(exc, PoolTimeout):
+            log.warning("no database connection for the profiles of %d new user(s)", users)
+        else:
+            log.error("could not create the profiles of %d user(s)", users, exc_info=exc)
 
     def _remember_seen(self, key: tuple[uuid.UUID, Role]) -> None:
         self._seen[key] = None
@@ -88,15 +100,13 @@ class FirstSight:
             self._seen.popitem(last=False)
 
     async def see_quietly(self, viewer: Viewer) -> None:
-        """`see`, logging a failure instead of raising it.
+        """`see`, without raising (the write that failed logged it once).
 
         Best effort by design: the next request tries again, and every operation that
         writes rows referring to the user ensures the profile itself.
         """
-        try:
+        with contextlib.suppress(Exception):
             await self.see(viewer)
-        except Exception:
-            log.exception("could not create the profile of %s", viewer.user_id)
 
     def see_soon(self, viewer: Viewer) -> None:
         """`see_quietly` from synchronous code (a WebSocket handshake), as its own task."""

@@ -12,8 +12,9 @@ HTTP follows the GraphQL-over-HTTP specification (https://graphql.github.io/grap
   for `*/*`); none of them acceptable: 406. No `Accept` at all: the former.
 - A request error (parse, validation, operation or variable-coercion failure: nothing
   was executed) has no `data` entry. With `application/graphql-response+json` it is a
-  400 (500 for a masked internal failure, 504 for `TIMEOUT`); with `application/json`
-  a 200, as legacy clients expect. Field errors are a 200 with `data` either way.
+  400 (500 for a masked internal failure, 503 for `SERVICE_UNAVAILABLE`, 504 for
+  `TIMEOUT`); with `application/json` a 200, as legacy clients expect. Field errors
+  are a 200 with `data` either way.
 - A request that is not a well-formed GraphQL-over-HTTP request gets a 4xx whatever
   the media type, with a GraphQL-shaped JSON body and a code (`Refusal`): bad JSON or
   parameters 400 `BAD_REQUEST`, a POST not in `application/json` 415
@@ -79,7 +80,7 @@ _ANSWERED_KEY = "graphql_answered"  # in scope state: a result with data and no 
 # Every answer depends on these request headers (and `Origin`, which CORS adds).
 VARY = "Accept, Authorization"
 # Request errors that are the server's failure, not the request's (else 400).
-_SERVER_FAILURES = {"INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504}
+_SERVER_FAILURES = {"INTERNAL_SERVER_ERROR": 500, "SERVICE_UNAVAILABLE": 503, "TIMEOUT": 504}
 _CODES_BY_STATUS = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",

@@ -42,6 +42,7 @@ from graphql.language import SelectionSetNode, StringValueNode, VariableNode
 
 import db.events
 from db.channels import FeedMessage, TierMessage
+from db.core import PoolTimeout
 from liventix.auth import ANONYMOUS, Viewer
 from liventix.clock import Clock
 from liventix.first_sight import FirstSight
@@ -253,7 +254,11 @@ class ResponseCache:
                 return
             shared_key, events, channels = request
             viewer: Viewer = scope.get("state", {}).get("viewer", ANONYMOUS)
-            key = (*shared_key, await self._managed(viewer, events))
+            try:
+                key = (*shared_key, await self._managed(viewer, events))
+            except PoolTimeout:  # busy: the full path answers SERVICE_UNAVAILABLE
+                await app(scope, _replay(body), send)
+                return
             note_operation(scope, key[0], key[1] or None)  # for the request log, hit or miss
             self._first_sight.see_soon(viewer)  # what the view does for those it serves
             entry = self._entries.get(key)

@@ -14,6 +14,10 @@ Every other error is sorted by one rule, `is_unexpected`:
   (``GRAPHQL_PARSE_FAILED``), a validation error (``GRAPHQL_VALIDATION_FAILED``), a
   variable value graphql-core or a scalar refused (``BAD_USER_INPUT``: an Int out of
   range, a missing variable, NaN, a date out of range, text PostgreSQL cannot store).
+- **Busy errors**: no database connection came free within the pool's acquire timeout
+  (`db.core.PoolTimeout`): the server is overloaded, not broken. The client sees code
+  ``SERVICE_UNAVAILABLE`` and that it may try again; one WARNING line per result is
+  logged (the pool's metrics and alerts say whether it lasts), never a stack trace.
 - **Unexpected errors** (a resolver or the machinery raised) are logged once at ERROR
   with their stack trace and request id; the client sees only "Unexpected error", code
   ``INTERNAL_SERVER_ERROR`` and that request id.
@@ -35,6 +39,7 @@ from typing import TypeVar
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 
+from db.core import PoolTimeout
 from db.errors import DomainError
 from resolvers.errors import ClientError
 
@@ -79,6 +84,15 @@ def domain_code(codes: type[CodeT], error: Failure) -> CodeT:
         ) from None
 
 
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+BUSY_MESSAGE = "The server is busy; try again in a moment"
+
+
+def is_busy(error: GraphQLError) -> bool:
+    """True for an error that says the server is overloaded (see the module doc)."""
+    return isinstance(error.original_error, PoolTimeout)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an error the client must not see: something raised that no one meant
     for the client. Errors without an underlying exception are graphql-core's own
@@ -87,7 +101,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     no response path is about the request itself: graphql-core wraps what a scalar
     raised when it refused a variable's value."""
     original = error.original_error
-    if original is None or isinstance(original, ClientError):
+    if original is None or isinstance(original, ClientError | PoolTimeout):
         return False
     return not (error.path is None and error.nodes)
 
@@ -97,6 +111,8 @@ def client_code(error: GraphQLError) -> str:
     code = (error.extensions or {}).get("code")
     if isinstance(code, str):
         return code
+    if is_busy(error):
+        return SERVICE_UNAVAILABLE
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
     if error.original_error is not None:
@@ -129,7 +145,7 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     if isinstance((error.extensions or {}).get("code"), str):
         return error
     return GraphQLError(
-        error.message,
+        BUSY_MESSAGE if is_busy(error) else error.message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
@@ -149,7 +165,11 @@ def log_errors(
     operation = operation_name or "an anonymous operation"
     fields = {"request_id": request_id, "operation": operation_name}
     codes: list[str] = []
+    busy = 0
     for error in errors:
+        if is_busy(error):
+            busy += 1
+            continue
         if not is_unexpected(error):
             codes.append(client_code(error))
             continue
@@ -161,6 +181,14 @@ def log_errors(
             request_id,
             exc_info=error.original_error,
             extra={**fields, "field_path": field_path, "error_codes": ["INTERNAL_SERVER_ERROR"]},
+        )
+    if busy:
+        log.warning(
+            "server busy in %s (request %s): %d field(s) found no free database connection",
+            operation,
+            request_id,
+            busy,
+            extra={**fields, "error_codes": [SERVICE_UNAVAILABLE] * busy},
         )
     if codes:
         log.info(

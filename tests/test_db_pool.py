@@ -11,19 +11,23 @@ state), except one marked with `keeps_session_state`, whose advisory locks go wi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
+import httpx
 import pytest
 from databases import Database
+from starlette.applications import Starlette
 
 import db.jobs
 from db.core import PoolTimeout, connection, create_database, keeps_session_state, transaction
 from liventix.app import open_services
 from liventix.clock import FrozenClock
 from liventix.settings import Settings
+from tests.support import GraphQLClient
 
 TINY = 0.2
 
@@ -142,3 +146,29 @@ async def test_a_jobs_lock_is_released_with_its_connection(database_url: str) ->
         assert held == 0
     finally:
         await database.disconnect()
+
+
+async def test_a_saturated_pool_answers_service_unavailable_without_an_error_log(
+    make_app: Callable[..., Starlette],
+    token: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No free connection is the server being busy, not a bug: the client is told to
+    try again (SERVICE_UNAVAILABLE), and nothing is logged at ERROR."""
+    app = make_app(db_pool_min=1, db_pool_max=1, db_acquire_timeout=TINY)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            client = GraphQLClient(http)
+            async with saturated(app.state.services.db):
+                with caplog.at_level(logging.INFO):
+                    response = await client.post("{ viewer { id } }", token=token("user"))
+    body = response.json()
+    assert response.status_code == 200 and body["data"] == {"viewer": None}, body
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
+    assert error["message"] == "The server is busy; try again in a moment"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert any(
+        "server busy" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+    )
