@@ -1,7 +1,7 @@
 """Run every benchmark in this directory, one after another, with modest defaults.
 
 Each benchmark is its own script (`bench/flash_sale.py`, `bench/feed.py`,
-`bench/reads.py`, `bench/fanout.py`, `bench/notifications.py`) with its own command-line
+`bench/reads.py`, `bench/fanout.py`, `bench/notifications.py`, `bench/export.py`) with its own
 options; this runs the ones present with their defaults and prints their output as it
 comes. Extra arguments are passed to every script (e.g. `--help`). Exit status: non-zero
 if any benchmark failed.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ("flash_sale.py", "feed.py", "reads.py", "fanout.py", "notifications.py")
+ORDER = ("flash_sale.py", "feed.py", "reads.py", "fanout.py", "notifications.py", "export.py")
 
 
 def main(argv: list[str]) -> int:

@@ -57,6 +57,11 @@ def _page(items: list[T], first: int, key: Any) -> Page[T]:
     return Page(items=items, has_next_page=has_next, end_cursor=end)
 
 
+# For the other keyset lists of the order read side (`db.console`).
+keyset_since = _since
+keyset_page = _page
+
+
 async def get_orders(database: Database, ids: list[uuid.UUID]) -> list[OrderRecord | None]:
     """Orders in the order of `ids` (a DataLoader batch); visibility is the caller's."""
     async with connection(database) as conn:

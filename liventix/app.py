@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 import db.migrate
 from db.core import connection, create_database
 from db.notify import dispatch_locally
-from liventix import graphiql, jobs, metrics_endpoint, unsubscribe
+from liventix import exports, graphiql, jobs, metrics_endpoint, unsubscribe
 from liventix.clock import Clock, SystemClock
 from liventix.database_url import resolve_database_url
 from liventix.first_sight import FirstSight
@@ -177,6 +177,8 @@ def create_app(
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         # Opened from emails: GET confirms, POST (one click, RFC 8058) unsubscribes.
         Route(unsubscribe.PATH, unsubscribe.unsubscribe, methods=["GET", "POST"]),
+        # The console's CSV downloads: the signed token in the path says who and what.
+        Route(exports.PATH, exports.download, methods=["GET"]),
         # Every method reaches the view, which answers 405 with `Allow` and a JSON body.
         Route("/graphql", graphql_endpoint),
         WebSocketRoute("/graphql", WebSocketEndpoint()),

@@ -22,6 +22,7 @@ from schema.error_map import exception_handlers
 from schema.errors import log_errors, response_code
 from schema.extensions import build_extensions
 from schema.operation_metrics import time_root_fields
+from schema.root.console import ConsoleMutation, ConsoleQuery
 from schema.root.discount_codes import DiscountCodesMutation, DiscountCodesQuery
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
@@ -47,6 +48,7 @@ QUERIES: tuple[type, ...] = (
     TicketingQuery,
     DiscountCodesQuery,
     OrdersQuery,
+    ConsoleQuery,
     OperationsQuery,
     NodeQuery,
     NotificationsQuery,
@@ -59,6 +61,7 @@ MUTATIONS: tuple[type, ...] = (
     TicketingMutation,
     DiscountCodesMutation,
     OrdersMutation,
+    ConsoleMutation,
     NotificationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (

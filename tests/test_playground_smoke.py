@@ -104,9 +104,9 @@ class Walkthrough:
         return {name: self.values[name] for name in variables_of(document)}
 
     def token_for(self, name: str | None) -> str:
-        # The organizer scans at the door and creates discount codes; every other
-        # example is the signed-in fan's.
-        organizers = ("Scan", "NewCode")
+        # The organizer scans at the door, creates discount codes and runs the console;
+        # every other example is the signed-in fan's.
+        organizers = ("Scan", "NewCode", "Registrations", "SalesSummary", "ExportRegistrations")
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 
     async def run(self, document: str) -> None:
@@ -178,12 +178,22 @@ class Walkthrough:
                     self.values["holdId"] = value["id"]
                 elif key == "order" and isinstance(value, dict):
                     self.values["orderId"] = value["id"]
+                elif key == "url" and isinstance(value, str) and "/exports/" in value:
+                    self.values["exportPath"] = value[value.index("/exports/") :]
                 elif key == "qrPayload":
                     self.values.setdefault("token", value)
                 self.remember(value)
         elif isinstance(data, list):
             for item in data:
                 self.remember(item)
+
+    async def download_export(self) -> None:
+        """Open the export link the README's mutation returned, as `curl` would."""
+        async with httpx.AsyncClient(base_url=self.server.http_url, timeout=10) as http:
+            response = await http.get(self.values["exportPath"])
+        assert response.status_code == 200, response.text
+        assert response.text.startswith("order_id,"), response.text[:200]
+        assert "sam@example.com" in response.text, response.text[:500]
 
     def run_command(self, line: str) -> None:
         command = line.replace("<the order id>", self.values["orderId"]).split()
@@ -224,6 +234,8 @@ async def test_readme_examples_run_on_the_demo_data(
         name = operation_of(document)[1]
         if name == "Availability":
             await walkthrough.watch_availability()
+        elif name == "ExportRegistrations":  # the README then downloads it
+            await walkthrough.download_export()
         elif name == "Checkout":  # the README then pays in a terminal
             walkthrough.run_command(readme_webhook_command())
     assert "token" in walkthrough.values, "MyTickets showed no ticket after the payment"
