@@ -36,6 +36,7 @@ from schema.root.orders import OrdersMutation, OrdersQuery
 from schema.root.outbox import OutboxQuery
 from schema.root.ticketing import TicketingMutation, TicketingQuery, TicketingSubscription
 from schema.root.users import UsersMutation, UsersQuery, UsersSubscription
+from schema.root.waitlist import WaitlistMutation, WaitlistQuery
 from schema.text import StorableTextExecutor
 
 # Root classes are imported by name, not their modules: `from schema.root import feed`
@@ -46,6 +47,7 @@ QUERIES: tuple[type, ...] = (
     EventsQuery,
     TicketingQuery,
     DiscountCodesQuery,
+    WaitlistQuery,
     OrdersQuery,
     OperationsQuery,
     NodeQuery,
@@ -58,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     EventsMutation,
     TicketingMutation,
     DiscountCodesMutation,
+    WaitlistMutation,
     OrdersMutation,
     NotificationsMutation,
 )
