@@ -75,6 +75,8 @@ async def seed(database: Database, now: datetime | None = None) -> None:
                     (event_id, "Free community pass", 0, 50, 2, 0),
                     (event_id, "General admission", 4500, 500, 8, 1),
                     (event_id, "VIP", 15000, 40, 4, 2),
+                    # Sold out before the demo starts: the waitlist's walkthrough.
+                    (event_id, "Backstage", 25000, 0, 2, 3),
                 ],
             )
             await conn.executemany(

@@ -6,7 +6,8 @@ e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
 
     DomainError(message, code=..., field=None, **details)
      ├── EventError       EventCode      (events: create, edit, publish)
-     ├── TicketingError   TicketingCode  (tiers, holds, discount codes; SOLD_OUT carries
+     ├── TicketingError   TicketingCode  (tiers, holds, discount codes, the waitlist;
+     │                                     SOLD_OUT and NOT_SOLD_OUT carry
      │                                     ``available``, CAPACITY_BELOW_SOLD and
      │                                     MAX_USES_BELOW_USES ``minimum``)
      ├── OrderError       OrderCode      (checkout and its discount code, completion,
@@ -54,6 +55,11 @@ class TicketingCode(StrEnum):
     CODE_NOT_FOUND = "CODE_NOT_FOUND"
     CODE_TAKEN = "CODE_TAKEN"
     MAX_USES_BELOW_USES = "MAX_USES_BELOW_USES"
+    # The waitlist (NOT_SOLD_OUT carries ``available``).
+    NOT_SOLD_OUT = "NOT_SOLD_OUT"
+    ALREADY_WAITING = "ALREADY_WAITING"
+    WAITLIST_ENTRY_NOT_FOUND = "WAITLIST_ENTRY_NOT_FOUND"
+    OFFER_HELD = "OFFER_HELD"
 
 
 class OrderCode(StrEnum):

@@ -13,7 +13,8 @@ checked against the order below, in one place.)
 One part of this module runs inside PostgreSQL: a buyer's hold (`reserve`) is the
 server-side function `ticketing.reserve_hold` (with its helpers
 `ticketing.expire_lapsed_holds` and `ticketing.announce_tier`), created by
-`db/migrations/0010_reserve_hold_function.sql` and called by `reserve` alone. It is
+`db/migrations/0010_reserve_hold_function.sql` (replaced by `0012_waitlist.sql`) and
+called by `reserve` alone. It is
 this module's SQL, kept beside the rows so that the whole hold (release of the tier's
 lapsed holds, the conditional update, the hold's insert or resize, the announcement)
 is one statement: one round trip, and the tier's row lock held for the microseconds
@@ -32,18 +33,41 @@ again, so an expired hold never blocks a buyer. A refusal that a read without lo
 already proves (the tier had no room and none of its holds had lapsed) is answered
 before any lock, so refusals of a sold-out tier never queue on its row.
 
+Capacity freed goes to the waitlist first. Every path here that gives seats back (a
+hold released, made smaller or expired, tickets refunded, drift repaired) and a
+capacity raise (`db.tiers.update_tier`) calls `offer_freed` in the same transaction,
+right after the seats came back: the one owner of "capacity freed", the server-side
+function `ticketing.offer_freed_seats` (`db/migrations/0012_waitlist.sql`, also called
+by `ticketing.reserve_hold` when it releases lapsed holds or shrinks a hold). It walks
+the tier's waiting entries by join time and offers each entry whose quantity fits the
+seats still free a hold of its own (the offer: a hold like any other, expiring after
+the event's offer window), skipping, without moving it, an entry that does not fit.
+The public rule, kept by the conditional update of `ticketing.reserve_hold`: a public
+hold takes only seats the waiting entries do not need,
+``quantity - reserved_quantity - issued_quantity - waitlist_demand``, where
+`waitlist_demand` (on the tier's row, so the conditional update re-checks it) is the sum
+of the waiting entries' quantities; `wait_for_seats` adds to it and takes from it
+(`db.waitlist` joins and leaves), `offer_freed_seats` takes what it offered. So freed
+seats never reach the public while an entry that fits is waiting, and seats left over
+after the offers stay with the waitlist until a waiting group fits or leaves.
+
 Lock order. Every transaction that touches tiers or holds takes row locks in this one
 order, written here once::
 
     ticketing.orders                  (by primary key: checkout, completion, refunds)
       → ticketing.discount_codes      (by primary key: the orders' codes, `db.code_uses`)
         → ticketing.ticket_tiers      (by primary key)
-          → ticketing.ticket_holds    (by primary key)
-            → ticketing.tickets       (by primary key)
-              → ticketing.ticket_tokens
+          → ticketing.waitlist_entries  (of a locked tier only, by join time)
+            → ticketing.ticket_holds    (by primary key)
+              → ticketing.tickets       (by primary key)
+                → ticketing.ticket_tokens
 
 A transaction may skip a level, and may touch again a row it already holds, but never
-goes back up to a level it passed. A discount code's redemption rows
+goes back up to a level it passed. Waitlist entries are locked and written only by a
+transaction that holds their tier's row lock (FOR UPDATE or FOR NO KEY UPDATE, which
+conflict with each other), so their own locks are never waited for: a refund that
+reaches its tickets and then offers the seats it freed to the tier's entries cannot
+close a cycle. A discount code's redemption rows
 (`ticketing.discount_redemptions`) are written only under their order's lock.
 Implicit locks count: inserting a row that refers to a tier (a hold, an order item, a
 ticket) takes FOR KEY SHARE on the tier through the foreign key, so a transaction
@@ -61,7 +85,7 @@ or a deadlock with code outside this order) is retried by `db.core.retry_transie
 around each transaction.
 
 Errors: `TicketingError` with a `TicketingCode`, from `reserve` (SOLD_OUT carries
-``available``).
+``available``: the seats the public may still take).
 """
 
 from __future__ import annotations
@@ -76,6 +100,7 @@ from typing import Literal
 import asyncpg
 import orjson
 
+from db import notification_triggers
 from db.channels import NOTIFY_CHANNEL, TierMessage
 from db.errors import TicketingCode, TicketingError
 from db.notify import announce_tier, sent_by_sql
@@ -121,6 +146,7 @@ class HoldRecord:
 # --- a buyer's hold, in one statement -----------------------------------------------
 
 _RESERVE = f"""SELECT r.outcome, r.seats_free, r.order_limit, r.sales_open_at, r.notices,
+                      r.offers,
                       {", ".join(f"(r.hold).{name}" for name in HOLD_FIELDS)}
                  FROM ticketing.reserve_hold($1, $2, $3, $4, $5, $6) r"""
 
@@ -165,6 +191,11 @@ def _refusal(row: asyncpg.Record) -> TicketingError:
             "This hold is in checkout; finish or cancel that order first",
             code=TicketingCode.HOLD_IN_CHECKOUT,
         )
+    if outcome == "OFFER_HELD":
+        return TicketingError(
+            "You hold a waitlist offer for this tier: check it out, or leave the waitlist",
+            code=TicketingCode.OFFER_HELD,
+        )
     raise RuntimeError(f"ticketing.reserve_hold answered an unknown outcome {outcome!r}")
 
 
@@ -190,7 +221,11 @@ async def reserve(
 
     Returns the hold, or the `TicketingError` to raise (SOLD_OUT with ``available``,
     TIER_NOT_FOUND, EVENT_NOT_PUBLISHED, SALES_NOT_OPEN with ``opens_at``, SALES_ENDED,
-    MAX_PER_ORDER_EXCEEDED with ``max_per_order``, HOLD_IN_CHECKOUT). The error is
+    MAX_PER_ORDER_EXCEEDED with ``max_per_order``, HOLD_IN_CHECKOUT, OFFER_HELD). The
+    public takes only seats the waitlist does not need; seats the function freed (lapsed
+    holds, a smaller hold) were offered to the waitlist in the same statement, and those
+    offers are notified right after it, in a transaction of their own (the
+    notification's dedupe key makes a repeat harmless). The error is
     returned, not raised, because a refusal may have committed the release of lapsed
     holds: the caller leaves `recording` normally, so those announcements are handed
     on, and then raises. A concurrent first hold by the same user raises
@@ -200,13 +235,66 @@ async def reserve(
     row = await conn.fetchrow(_RESERVE, tier_id, user_id, quantity, now, expires_at, NOTIFY_CHANNEL)
     assert row is not None
     for payload in row["notices"]:
-        message = TierMessage.decode(orjson.loads(payload))
-        if not isinstance(message, TierMessage):  # the function and db.channels disagree
-            raise RuntimeError(f"ticketing.reserve_hold announced {payload!r}")
-        sent_by_sql(message)
+        _sent_by_function(payload)
+    if row["offers"]:
+        async with conn.transaction():
+            await notification_triggers.waitlist_offered(conn, row["offers"], now)
     if row["outcome"] != "held":
         return _refusal(row)
     return HoldRecord.from_row(row)
+
+
+def _sent_by_function(payload: str) -> None:
+    """Record a tier announcement a server-side function sent (`db.notify.sent_by_sql`)."""
+    message = TierMessage.decode(orjson.loads(payload))
+    if not isinstance(message, TierMessage):  # the function and db.channels disagree
+        raise RuntimeError(f"a ticketing function announced {payload!r}")
+    sent_by_sql(message)
+
+
+# --- the waitlist: capacity freed is offered first --------------------------------------
+
+_OFFER = "SELECT offered, notice FROM ticketing.offer_freed_seats($1, $2, $3)"
+
+
+async def offer_freed(
+    conn: asyncpg.Connection, tier_ids: Sequence[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """Offer the tiers' free seats to their waitlists (`ticketing.offer_freed_seats`),
+    in the caller's transaction: the one that freed them. Tiers in primary-key order;
+    the entries offered are notified in the same transaction. Returns their ids.
+
+    Call it after every change that can leave seats free while people wait: nothing
+    can take them between the change and the offer, as both commit together.
+    """
+    offered: list[uuid.UUID] = []
+    for tier_id in sorted(set(tier_ids)):
+        row = await conn.fetchrow(_OFFER, tier_id, now, NOTIFY_CHANNEL)
+        assert row is not None
+        if row["notice"] is not None:
+            _sent_by_function(row["notice"])
+        offered.extend(row["offered"])
+    if offered:
+        await notification_triggers.waitlist_offered(conn, offered, now)
+    return offered
+
+
+async def wait_for_seats(
+    conn: asyncpg.Connection, tier_id: uuid.UUID, seats: int, now: datetime
+) -> asyncpg.Record:
+    """Add `seats` (negative: take them) to what the tier's waiting entries ask for, the
+    seats the public may not take; the caller holds the tier's row lock (`db.waitlist`)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""UPDATE ticketing.ticket_tiers
+               SET waitlist_demand = waitlist_demand + $2, updated_at = $3
+             WHERE id = $1 RETURNING {COUNTERS}""",
+        tier_id,
+        seats,
+        now,
+    )
+    assert row is not None
+    await announce_tier(conn, row)
+    return row
 
 
 # --- giving back seats ----------------------------------------------------------------
@@ -225,10 +313,14 @@ _RETURN_SEATS = {
 }
 
 
-async def give_back(conn: asyncpg.Connection, tier_id: uuid.UUID, seats: int) -> None:
-    """Un-reserve `seats` of the tier (a hold shrank or was released)."""
+async def give_back(
+    conn: asyncpg.Connection, tier_id: uuid.UUID, seats: int, now: datetime
+) -> None:
+    """Un-reserve `seats` of the tier (a hold shrank or was released); the waitlist is
+    offered them first."""
     tier = await conn.fetchrow(_GIVE_BACK, tier_id, seats)
     await announce_tier(conn, tier)
+    await offer_freed(conn, [tier_id], now)
 
 
 async def return_seats(
@@ -238,7 +330,8 @@ async def return_seats(
     counter: Literal["reserved_quantity", "issued_quantity"],
     now: datetime,
 ) -> None:
-    """Give `seats` (per tier) back from `counter`: released holds or refunded tickets.
+    """Give `seats` (per tier) back from `counter`: released holds or refunded tickets;
+    the waitlists are offered them first (`offer_freed`).
 
     Tiers are updated in primary-key order, the order every writer locks them in, so
     two transactions returning seats of the same tiers never deadlock.
@@ -246,6 +339,7 @@ async def return_seats(
     for tier_id in sorted(seats):
         tier = await conn.fetchrow(_RETURN_SEATS[counter], tier_id, seats[tier_id], now)
         await announce_tier(conn, tier)
+    await offer_freed(conn, list(seats), now)
 
 
 # --- expiry ---------------------------------------------------------------------------
@@ -284,7 +378,8 @@ async def expire_tier_holds(
     """Expire one tier's lapsed holds; the tier's counters if any seats were freed.
 
     Locks the tier first (tier, then holds), then expires and subtracts in one
-    statement.
+    statement. It does not offer the freed seats: its caller (`db.tiers.update_tier`,
+    which may be cutting capacity) calls `offer_freed` once the tier is final.
     """
     await conn.execute("SELECT 1 FROM ticketing.ticket_tiers WHERE id = $1 FOR UPDATE", tier_id)
     row: asyncpg.Record | None = await conn.fetchrow(_EXPIRE_TIER, tier_id, now)
@@ -297,7 +392,8 @@ async def expire_tiers_holds(
     conn: asyncpg.Connection, tier_ids: list[uuid.UUID], now: datetime
 ) -> list[asyncpg.Record]:
     """Expire the lapsed holds of several tiers (the sweeper's batch), tiers locked first
-    in primary-key order; one row per tier that freed seats, with ``freed`` and ``holds``."""
+    in primary-key order, and offer the freed seats to their waitlists; one row per tier
+    that freed seats, with ``freed`` and ``holds`` (the counters before the offers)."""
     await conn.execute(
         """SELECT 1 FROM ticketing.ticket_tiers WHERE id = ANY($1::uuid[])
             ORDER BY id FOR UPDATE""",
@@ -306,6 +402,7 @@ async def expire_tiers_holds(
     rows: list[asyncpg.Record] = await conn.fetch(_EXPIRE_BATCH, tier_ids, now)
     for row in sorted(rows, key=lambda r: r["id"]):
         await announce_tier(conn, row)
+    await offer_freed(conn, [row["id"] for row in rows], now)
     return rows
 
 
@@ -333,18 +430,18 @@ async def release_unattached(
     )
     if row is None:
         return None
-    await give_back(conn, hold.tier_id, row["quantity"])
+    await give_back(conn, hold.tier_id, row["quantity"], now)
     return HoldRecord.from_row(row)
 
 
 async def release_holds(
     conn: asyncpg.Connection, holds: Sequence[asyncpg.Record], now: datetime
 ) -> None:
-    """Give locked holds' seats back (tiers in primary-key order) and end the holds."""
+    """End locked holds and give their seats back (tiers in primary-key order), to the
+    waitlists first. The holds end before the offers, so their buyers may be offered."""
     per_tier: Counter[uuid.UUID] = Counter()
     for hold in holds:
         per_tier[hold["tier_id"]] += hold["quantity"]
-    await return_seats(conn, per_tier, counter="reserved_quantity", now=now)
     if holds:
         await conn.execute(
             """UPDATE ticketing.ticket_holds
@@ -353,6 +450,7 @@ async def release_holds(
             [h["id"] for h in holds],
             now,
         )
+    await return_seats(conn, per_tier, counter="reserved_quantity", now=now)
 
 
 async def attach_holds(
@@ -510,6 +608,8 @@ async def repair_drift(
                     now,
                 )
                 await announce_tier(conn, tier)
+            if row["held"] < row["reserved_quantity"]:  # seats came back: waitlist first
+                await offer_freed(conn, [row["id"]], now)
         except asyncpg.CheckViolationError as exc:
             error = exc.constraint_name or "check_violation"
         repairs.append(

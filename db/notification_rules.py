@@ -3,8 +3,9 @@ which categories are about money. The one owner of these rules: the enqueue SQL,
 preferences and the schema's enums all read them from here.
 
 A category decides its lane. A user's switches (channel x category) override the
-defaults below; money notifications (a payment, a refund) are never held back by quiet
-hours or the daily cap, whatever the user set, though their channels can be switched.
+defaults below; money notifications (a payment, a refund) and waitlist offers (seats
+held for an hour) are never held back by quiet hours or the daily cap, whatever the
+user set, though their channels can be switched.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Category(StrEnum):
     EVENT_CHANGED = "event_changed"
     EVENT_CANCELED = "event_canceled"
     MENTION = "mention"
+    WAITLIST_OFFER = "waitlist_offer"
     NEW_POST = "new_post"
     PRODUCT_UPDATE = "product_update"
     ACCOUNT_ALERT = "account_alert"
@@ -44,6 +46,7 @@ LANES: dict[Category, Lane] = {
     Category.EVENT_CHANGED: Lane.PRIORITY,
     Category.EVENT_CANCELED: Lane.PRIORITY,
     Category.MENTION: Lane.PRIORITY,
+    Category.WAITLIST_OFFER: Lane.PRIORITY,
     Category.NEW_POST: Lane.SOCIAL,
     Category.PRODUCT_UPDATE: Lane.SYSTEM,
     Category.ACCOUNT_ALERT: Lane.SYSTEM,
@@ -52,6 +55,10 @@ LANES: dict[Category, Lane] = {
 MONEY: frozenset[Category] = frozenset(
     {Category.ORDER_PAID, Category.ORDER_REFUNDED, Category.LATE_PAYMENT_REFUNDED}
 )
+
+# Never held back by quiet hours or the daily cap: money, and a waitlist offer, whose
+# seats are held only for the event's offer window (an hour by default).
+UNDEFERRED: frozenset[Category] = MONEY | {Category.WAITLIST_OFFER}
 
 # Channels beyond the inbox, in the order deliveries are written.
 OUTBOX_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.PUSH, Channel.SMS)

@@ -159,3 +159,36 @@ async def post_created(
             dedupe_key=f"post:{post_id}:mention",
         )
         await enqueue(conn, mentioned, mention, now)
+
+
+_OFFERS = """SELECT w.id, w.user_id, w.event_id, w.quantity, w.hold_id, h.expires_at,
+                   t.name AS tier_name, e.title
+              FROM ticketing.waitlist_entries w
+              JOIN ticketing.ticket_holds h ON h.id = w.hold_id
+              JOIN ticketing.ticket_tiers t ON t.id = w.tier_id
+              JOIN events.events e ON e.id = w.event_id
+             WHERE w.id = ANY($1::uuid[])
+             ORDER BY w.id"""
+
+
+async def waitlist_offered(
+    conn: asyncpg.Connection, entry_ids: list[uuid.UUID], now: datetime
+) -> None:
+    """Each waitlist entry offered seats hears of it (priority lane, never deferred: the
+    seats are held only for the offer window); one notification per offer."""
+    for offer in await conn.fetch(_OFFERS, entry_ids):
+        seats = "seat is" if offer["quantity"] == 1 else "seats are"
+        draft = Draft(
+            Category.WAITLIST_OFFER,
+            f"{offer['quantity']} {seats} held for you",
+            body=f"{offer['title']}, {offer['tier_name']}: check out before "
+            f"{offer['expires_at']:%Y-%m-%d %H:%M} UTC or they pass to the next in line.",
+            data={
+                "entryId": str(offer["id"]),
+                "holdId": str(offer["hold_id"]),
+                "eventId": str(offer["event_id"]),
+                "expiresAt": offer["expires_at"].isoformat(),
+            },
+            dedupe_key=f"waitlist:{offer['id']}:offer",
+        )
+        await enqueue(conn, Recipients.one(offer["user_id"]), draft, now)

@@ -20,7 +20,8 @@ lanes and default switches, `notify.preferences` for each user's choices):
   beyond the inbox today reach the cap, later ones still land in the inbox, and their
   other deliveries are recorded ``capped``, unsent. Two enqueues racing for one user
   may both pass a cap that had one place left: the cap is a comfort limit, not a quota.
-- **Money** (a payment, a refund): never deferred, never capped, never counted.
+- **Money** (a payment, a refund) and **waitlist offers** (`UNDEFERRED`): never
+  deferred, never capped, never counted.
 - **Channels**: email is ``pending`` for the outbox job (``skipped``: no email address);
   push and SMS have no provider and are recorded ``skipped``, reason ``no provider``.
 
@@ -42,7 +43,7 @@ from databases import Database
 
 from db.channels import InboxBatch, InboxMessage
 from db.core import connection, transaction
-from db.notification_rules import LANES, MONEY, OUTBOX_CHANNELS, Category, Channel, Lane
+from db.notification_rules import LANES, OUTBOX_CHANNELS, UNDEFERRED, Category, Channel, Lane
 from db.notification_rules import default_switch as _default
 from db.notify import publish
 from db.pages import decode_seq_cursor, encode_seq_cursor
@@ -197,7 +198,7 @@ async def enqueue(
         draft.data,
         draft.dedupe_key,
         now,
-        draft.category in MONEY,
+        draft.category in UNDEFERRED,
         _default(Channel.IN_APP, draft.category),
         channels,
         fallbacks,

@@ -254,7 +254,9 @@ async def update_tier(
 
     Expired holds are released first (a ghost reservation must not block a capacity
     cut either); then `CAPACITY_BELOW_SOLD` carries the minimum allowed in ``minimum``.
-    Lock order (`db.holds`): the tier, then (when expiring) its holds.
+    Seats left free by the edit (capacity raised, lapsed holds released) are offered to
+    the tier's waitlist in the same transaction (`db.holds.offer_freed`).
+    Lock order (`db.holds`): the tier, then its waitlist entries and holds.
     """
     unknown = set(changes) - set(TIER_EDITABLE)
     if unknown:
@@ -312,4 +314,9 @@ async def update_tier(
         )
         assert updated is not None
         await announce_tier(conn, updated)
+        if await db.holds.offer_freed(conn, [tier_id], now):
+            updated = await conn.fetchrow(
+                f"SELECT {TIER_COLUMNS} FROM ticketing.ticket_tiers WHERE id = $1", tier_id
+            )
+            assert updated is not None
     return TierRecord.from_row(updated)

@@ -34,6 +34,7 @@ TIER = "TicketTier"
 TIER_AVAILABILITY = "TierAvailability"
 USER = "User"
 VIEWER = "Viewer"
+WAITLIST_ENTRY = "WaitlistEntry"
 
 
 def global_id(type_name: str, key: uuid.UUID | int) -> str:

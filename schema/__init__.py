@@ -37,6 +37,7 @@ from schema.root.orders import OrdersMutation, OrdersQuery
 from schema.root.outbox import OutboxQuery
 from schema.root.ticketing import TicketingMutation, TicketingQuery, TicketingSubscription
 from schema.root.users import UsersMutation, UsersQuery, UsersSubscription
+from schema.root.waitlist import WaitlistMutation, WaitlistQuery
 from schema.text import StorableTextExecutor
 
 # Root classes are imported by name, not their modules: `from schema.root import feed`
@@ -47,6 +48,7 @@ QUERIES: tuple[type, ...] = (
     EventsQuery,
     TicketingQuery,
     DiscountCodesQuery,
+    WaitlistQuery,
     OrdersQuery,
     ConsoleQuery,
     OperationsQuery,
@@ -60,6 +62,7 @@ MUTATIONS: tuple[type, ...] = (
     EventsMutation,
     TicketingMutation,
     DiscountCodesMutation,
+    WaitlistMutation,
     OrdersMutation,
     ConsoleMutation,
     NotificationsMutation,

@@ -30,7 +30,8 @@ from schema.node import Node, node_id
 @strawberry.enum(description="Where a notification is shown; its category decides.")
 class NotificationLane(Enum):
     PRIORITY = strawberry.enum_value(
-        "priority", description="Orders, tickets, refunds, event changes, mentions."
+        "priority",
+        description="Orders, tickets, refunds, event changes, mentions, waitlist offers.",
     )
     SOCIAL = strawberry.enum_value("social", description="New posts in your events' feeds.")
     SYSTEM = strawberry.enum_value("system", description="Product updates, account alerts.")
@@ -55,6 +56,11 @@ class NotificationCategory(Enum):
         "event_canceled", description="An event you hold tickets for was canceled."
     )
     MENTION = strawberry.enum_value("mention", description="A post mentioned your @handle.")
+    WAITLIST_OFFER = strawberry.enum_value(
+        "waitlist_offer",
+        description="Seats freed for you from a tier's waitlist are held for you until the "
+        "offer expires: check them out with the hold in `data.holdId`.",
+    )
     NEW_POST = strawberry.enum_value(
         "new_post", description="A new post in the feed of an event you hold tickets for."
     )

@@ -85,6 +85,23 @@ class TicketingErrorCode(Enum):
         "MAX_USES_BELOW_USES",
         description="A code's `maxUses` below the uses taken; `minimum` is the floor.",
     )
+    NOT_SOLD_OUT = strawberry.enum_value(
+        "NOT_SOLD_OUT",
+        description="The tier still has the seats asked for: hold them instead of waiting; "
+        "`available` says how many.",
+    )
+    ALREADY_WAITING = strawberry.enum_value(
+        "ALREADY_WAITING",
+        description="You are already on this tier's waitlist (waiting, or holding an offer).",
+    )
+    WAITLIST_ENTRY_NOT_FOUND = strawberry.enum_value(
+        "WAITLIST_ENTRY_NOT_FOUND", description="No such waitlist entry of yours."
+    )
+    OFFER_HELD = strawberry.enum_value(
+        "OFFER_HELD",
+        description="You hold a waitlist offer for this tier: check it out as it is, or "
+        "leave the waitlist to give it up.",
+    )
 
 
 @strawberry.type(description="An expected ticketing failure.")
@@ -93,7 +110,9 @@ class TicketingError(UserError):
         description="What went wrong; switch on it, never on `message`."
     )
     available: int | None = strawberry.field(
-        default=None, description="With SOLD_OUT: how many tickets of the tier are still free."
+        default=None,
+        description="With SOLD_OUT and NOT_SOLD_OUT: how many tickets of the tier the "
+        "public may still hold (seats the waitlist needs are not counted).",
     )
     minimum: int | None = strawberry.field(
         default=None,

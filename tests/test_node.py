@@ -11,6 +11,7 @@ from graphql import GraphQLObjectType
 
 import db.jobs
 import db.reconcile
+import db.waitlist
 from liventix.auth import Role
 from liventix.clock import FrozenClock
 from schema import build_schema
@@ -39,6 +40,7 @@ query ($id: ID!) {
     ... on ReconciliationReport { runStatus: status }
     ... on Notification { category }
     ... on DiscountCode { code usesPaid }
+    ... on WaitlistEntry { entryStatus: status position }
   }
 }"""
 
@@ -68,6 +70,8 @@ async def everything(
         "query ($e: ID!) { eventTiers(eventId: $e) { id } }", {"e": gid("Event", world.event_id)}
     )
     code = await new_code(client, world, code="NODE", kind="COMP", maxUses=1)
+    # 9 of the 10 seats are left: the buyer may wait for 10 together.
+    entry = await db.waitlist.join_waitlist(database, world.buyer, world.tier_id, 10, clock.now())
     return {
         "DiscountCode": code["id"],
         "Event": post["event"]["id"],
@@ -82,6 +86,7 @@ async def everything(
         "Viewer": mine["viewer"]["id"],
         "ReconciliationReport": gid("ReconciliationReport", run),
         "Notification": mine["notifications"]["edges"][0]["node"]["id"],
+        "WaitlistEntry": gid("WaitlistEntry", entry.id),
     }
 
 
@@ -125,7 +130,8 @@ async def test_a_node_is_seen_by_exactly_who_sees_its_own_field(
 ) -> None:
     ids = await everything(client, database, world, clock)
     stranger = world.token(await add_user(database))
-    for type_name in ("Order", "Ticket", "Hold", "Viewer", "Notification", "DiscountCode"):
+    hidden = ("Order", "Ticket", "Hold", "Viewer", "Notification", "DiscountCode", "WaitlistEntry")
+    for type_name in hidden:
         assert await node(client, ids[type_name], stranger) is None, type_name
     # The order's organizer sees the order and its tickets, as `order(id:)` shows them.
     assert (await node(client, ids["Order"], world.organizer_token))["status"] == "PAID"

@@ -104,9 +104,17 @@ class Walkthrough:
         return {name: self.values[name] for name in variables_of(document)}
 
     def token_for(self, name: str | None) -> str:
-        # The organizer scans at the door, creates discount codes and runs the console;
-        # every other example is the signed-in fan's.
-        organizers = ("Scan", "NewCode", "Registrations", "SalesSummary", "ExportRegistrations")
+        # The organizer scans at the door, creates discount codes, runs the console, adds
+        # seats and reads a waitlist; every other example is the signed-in fan's.
+        organizers = (
+            "Scan",
+            "NewCode",
+            "Registrations",
+            "SalesSummary",
+            "ExportRegistrations",
+            "AddBackstageSeats",
+            "BackstageLine",
+        )
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 
     async def run(self, document: str) -> None:
@@ -174,6 +182,9 @@ class Walkthrough:
             for key, value in data.items():
                 if key == "tiers" and isinstance(value, list) and len(value) > 1:
                     self.values.setdefault("tierId", value[1].get("id"))  # a paid tier
+                    self.values.setdefault("backstageTierId", value[-1].get("id"))  # sold out
+                elif key == "entry" and isinstance(value, dict):
+                    self.values["entryId"] = value["id"]
                 elif key == "hold" and isinstance(value, dict):
                     self.values["holdId"] = value["id"]
                 elif key == "order" and isinstance(value, dict):
@@ -262,6 +273,7 @@ def argument_values(values: dict[str, str]) -> dict[str, str]:
             ]
         ).decode(),
         "eventId": f'"{db.demo.EVENT_IDS[0]}"',
+        "tierId": f'"{values["tierId"]}"',
         "first": "5",
         "limit": "5",
     }

@@ -24,6 +24,7 @@ import resolvers.operations
 import resolvers.orders
 import resolvers.ticketing
 import resolvers.users
+import resolvers.waitlist
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
 from schema.discount_codes import DiscountCode
@@ -35,6 +36,7 @@ from schema.operations import ReconciliationReport
 from schema.orders import Order, Ticket
 from schema.ticketing import EventAvailability, Hold, TicketTier, TierAvailability
 from schema.users import User, Viewer
+from schema.waitlist import WaitlistEntry
 
 MAX_NODES = 100
 
@@ -84,6 +86,11 @@ async def _discount_code(info: Info, id: str) -> Node | None:
     return DiscountCode.from_usage(usage) if usage else None
 
 
+async def _waitlist_entry(info: Info, id: str) -> Node | None:
+    record = await resolvers.waitlist.entry(info, id)
+    return WaitlistEntry.from_record(record) if record else None
+
+
 async def _user(info: Info, id: str) -> Node | None:
     profile = await resolvers.users.user_by_id(info, id)
     return User.from_profile(profile) if profile else None
@@ -118,6 +125,7 @@ READERS: dict[str, Callable[[Info, str], Awaitable[Node | None]]] = {
     resolvers.ids.TIER_AVAILABILITY: _tier_availability,
     resolvers.ids.USER: _user,
     resolvers.ids.VIEWER: _viewer,
+    resolvers.ids.WAITLIST_ENTRY: _waitlist_entry,
 }
 
 
