@@ -248,6 +248,19 @@ async def return_seats(
         await announce_tier(conn, tier)
 
 
+async def give_back_voided_seats(
+    conn: asyncpg.Connection, seats: Mapping[uuid.UUID, int], *, now: datetime
+) -> None:
+    """Seats of tickets a refund voided go back on sale (`seats` per tier).
+
+    The one place where voided tickets free capacity: `issued_quantity` comes down and
+    each tier's new availability is announced, in the caller's transaction (so only on
+    commit). Whatever must follow freed seats (offers to a waitlist) belongs here, in
+    the same transaction, and every refund path gets it.
+    """
+    await return_seats(conn, seats, counter="issued_quantity", now=now)
+
+
 # --- expiry ---------------------------------------------------------------------------
 
 _EXPIRE_TIER = f"""WITH gone AS (
