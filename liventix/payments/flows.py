@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from databases import Database
 
@@ -140,9 +140,9 @@ async def refund(
         asked=asked,
         now=clock.now(),
     )
-    if outcome.refund is not None:
-        await settle_refund(database, gateway, outcome.refund)
-    return outcome
+    if outcome.refund is None:
+        return outcome
+    return replace(outcome, refund=await _settle(database, gateway, outcome.refund))
 
 
 async def settle_refund(database: Database, gateway: PaymentGateway, refund: RefundRecord) -> bool:
@@ -150,10 +150,15 @@ async def settle_refund(database: Database, gateway: PaymentGateway, refund: Ref
 
     Safe to repeat: the gateway sees the refund's own idempotency key every time.
     """
-    if refund.settled:
-        return True
-    if refund.payment_intent_id is None:
-        return False
+    return (await _settle(database, gateway, refund)).settled
+
+
+async def _settle(
+    database: Database, gateway: PaymentGateway, refund: RefundRecord
+) -> RefundRecord:
+    """`settle_refund`, answering the refund as it now is (with the gateway's id)."""
+    if refund.settled or refund.payment_intent_id is None:
+        return refund
     try:
         gateway_id = await gateway.refund(
             payment_intent_id=refund.payment_intent_id,
@@ -168,6 +173,6 @@ async def settle_refund(database: Database, gateway: PaymentGateway, refund: Ref
         )
     except GatewayError:
         log.exception("refund %s not settled; reconciliation will retry", refund.id)
-        return False
+        return refund
     await db.refunds.record_gateway_refund(database, refund.id, gateway_id)
-    return True
+    return replace(refund, stripe_refund_id=gateway_id)
