@@ -104,9 +104,9 @@ class Walkthrough:
         return {name: self.values[name] for name in variables_of(document)}
 
     def token_for(self, name: str | None) -> str:
-        # The organizer scans at the door and creates discount codes; every other
-        # example is the signed-in fan's.
-        organizers = ("Scan", "NewCode")
+        # The organizer scans at the door, creates discount codes and refunds; every
+        # other example is the signed-in fan's.
+        organizers = ("Scan", "NewCode", "RefundPreview", "PartialRefund")
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 
     async def run(self, document: str) -> None:
@@ -239,6 +239,7 @@ def argument_values(values: dict[str, str]) -> dict[str, str]:
     return {
         "Query.post.id": f'"{values["postId"]}"',
         "Query.order.id": f'"{values["orderId"]}"',
+        "Query.refundPreview.orderId": f'"{values["orderId"]}"',
         "Query.event.id": f'"{db.demo.EVENT_IDS[0]}"',
         "Query.node.id": f'"{values["postId"]}"',
         "Query.nodes.ids": orjson.dumps(
