@@ -19,7 +19,8 @@ UPDATE ticketing.refunds
            ELSE 'other'
        END;
 
-ALTER TABLE ticketing.refunds ALTER COLUMN reason DROP DEFAULT;
+-- A row written by hand (an operator's repair) without a reason is OTHER.
+ALTER TABLE ticketing.refunds ALTER COLUMN reason SET DEFAULT 'other';
 ALTER TABLE ticketing.refunds ADD CONSTRAINT refund_reason_known CHECK (reason IN (
     'requested_by_customer', 'event_canceled', 'event_changed', 'duplicate', 'fraudulent',
     'other', 'late_payment', 'payment_provider'));
