@@ -14,7 +14,9 @@ Modules, by concept:
   `ticketing.reserve_hold` that makes a hold in one statement; the lock order is written
   there), `reservations` (the buyer's reserve/release), `sweeper` (expired holds);
 * orders: `order_records` (shared records), `checkout`, `completion`,
-  `payment_events` (Stripe events), `refunds`, `checkin`, `order_queries` (reads),
+  `payment_events` (Stripe events), `refunds` (refund rows and the refund operation)
+  with `refund_rules` (what a refund may do: one rule for a refund and its preview),
+  `checkin`, `order_queries` (reads),
   `privacy` (contact anonymization);
 * discount codes: `discount_codes` (records, organizer writes, pricing, uses and
   revenue per code), `code_uses` (the only writer of a code's use counters and

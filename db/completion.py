@@ -39,6 +39,7 @@ from db.order_records import (
     TicketRecord,
     tickets_of,
 )
+from db.refund_rules import RefundReason
 from db.refunds import RefundRecord, insert_refund
 
 LATE_REFUND_REASON = "sold_out_after_hold_expired"
@@ -231,7 +232,8 @@ async def _refund_unfulfillable(
             refunded,
             amount=refunded.total_cents,
             ticket_ids=[],
-            reason=reason,
+            reason=RefundReason.LATE_PAYMENT,
+            note=reason,
             key=f"order-{order.id}-late",
             requested_by=None,
             now=now,

@@ -11,7 +11,8 @@ e.g. ``max_per_order`` or ``media[2].duration_seconds``) and optional details::
      │                                     ``available``, CAPACITY_BELOW_SOLD and
      │                                     MAX_USES_BELOW_USES ``minimum``)
      ├── OrderError       OrderCode      (checkout and its discount code, completion,
-     │                                     refunds, check-in, lists)
+     │                                     refunds, check-in, lists; REFUND_EXCEEDS_PAID
+     │                                     carries ``refundable_cents``)
      ├── FeedError        FeedCode       (posts)
      ├── NotificationError NotificationCode (the inbox and preferences)
      └── ProfileError     ProfileCode    (handles)
@@ -70,12 +71,20 @@ class OrderCode(StrEnum):
     MIXED_CURRENCIES = "MIXED_CURRENCIES"
     CONTACT_INVALID = "CONTACT_INVALID"
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
-    NOT_REFUNDABLE = "NOT_REFUNDABLE"
-    TICKET_NOT_FOUND = "TICKET_NOT_FOUND"
     TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
     NOT_ALLOWED = "NOT_ALLOWED"
     INVALID_CURSOR = "INVALID_CURSOR"
     EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+    # Refusals of a refund (`db.refunds.plan_refund` decides them, for the refund and
+    # its preview alike; REFUND_EXCEEDS_PAID carries ``refundable_cents``).
+    ORDER_NOT_PAID = "ORDER_NOT_PAID"
+    REFUND_EXCEEDS_PAID = "REFUND_EXCEEDS_PAID"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    TICKET_NOT_IN_ORDER = "TICKET_NOT_IN_ORDER"
+    TICKET_ALREADY_VOIDED = "TICKET_ALREADY_VOIDED"
+    TICKET_CHECKED_IN = "TICKET_CHECKED_IN"
+    NOTE_REQUIRED = "NOTE_REQUIRED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     # Raised by `liventix.payments` when the gateway fails during checkout.
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
     # A discount code given at checkout that cannot be applied.

@@ -342,6 +342,19 @@ async def return_seats(
     await offer_freed(conn, list(seats), now)
 
 
+async def give_back_voided_seats(
+    conn: asyncpg.Connection, seats: Mapping[uuid.UUID, int], *, now: datetime
+) -> None:
+    """Seats of tickets a refund voided go back on sale (`seats` per tier).
+
+    The one place where voided tickets free capacity: `issued_quantity` comes down,
+    each tier's new availability is announced and the seats are offered to the tiers'
+    waitlists (`return_seats`), in the caller's transaction (so only on commit), for
+    every refund path.
+    """
+    await return_seats(conn, seats, counter="issued_quantity", now=now)
+
+
 # --- expiry ---------------------------------------------------------------------------
 
 _EXPIRE_TIER = f"""WITH gone AS (

@@ -29,6 +29,7 @@ import db.holds
 from db.completion import complete_locked, lock_order_stock
 from db.core import connection, retry_transient, transaction
 from db.order_records import ORDER_COLUMNS, REOPENABLE_STATUSES, OrderRecord
+from db.refund_rules import RefundReason
 from db.refunds import RefundRecord, refund_tickets_locked
 
 REJECTED_PREFIX = "rejected: "
@@ -222,20 +223,25 @@ async def _fail_locked(
 async def _external_refund_locked(
     conn: asyncpg.Connection, order_id: uuid.UUID, event: PaymentEvent, now: datetime
 ) -> EventOutcome:
-    """A refund made at Stripe (dashboard, dispute tooling) or echoing one of ours.
+    """A refund made at Stripe (dashboard, dispute tooling) or echoing ours.
 
-    Ours, or one that does not cover what is still unrefunded, changes nothing (partial
-    refunds are made through this API, per ticket). A full refund of a paid order
-    refunds its tickets; of an order whose success has not arrived yet, it ends the
-    order as refunded and releases its holds, so the late success finds it final.
+    Ours, one our own refunds already explain (Stripe's total refunded is no more than
+    what this order has recorded: the echo of partial refunds made through this API,
+    however often it comes), or one that does not cover what is still unrefunded,
+    changes nothing (partial refunds are made through this API). A full refund of a
+    paid order voids its tickets; of an order whose success has not arrived yet, it
+    ends the order as refunded and releases its holds, so the late success finds it
+    final.
     """
     row = await conn.fetchrow(
         f"SELECT {ORDER_COLUMNS} FROM ticketing.orders WHERE id = $1 FOR UPDATE", order_id
     )
     assert row is not None
     order = OrderRecord.from_row(row)
-    covered = event.amount_refunded is not None and event.amount_refunded >= order.total_cents
-    if event.ours or order.status == "refunded" or not covered:
+    refunded = event.amount_refunded
+    covered = refunded is not None and refunded >= order.total_cents
+    explained = refunded is not None and refunded <= order.refunded_cents
+    if event.ours or order.status == "refunded" or not covered or explained:
         return EventOutcome(duplicate=False, result="unchanged", order=order)
     if order.status in REOPENABLE_STATUSES:
         await db.code_uses.release_uses(conn, [order_id], now)
@@ -254,9 +260,8 @@ async def _external_refund_locked(
     outcome = await refund_tickets_locked(
         conn,
         order,
-        ticket_ids=None,
-        reason="refunded at the payment provider",
-        requested_by=None,
+        reason=RefundReason.PAYMENT_PROVIDER,
+        note="refunded at the payment provider",
         now=now,
         stripe_refund_id=event.refund_id or f"external:{event.id}",
     )

@@ -17,6 +17,14 @@ import db.order_records
 import db.refunds
 from db.checkout import Contact
 from db.errors import OrderCode
+from db.refund_rules import (
+    CHOSEN_REASONS,
+    NOTE_MAX_LENGTH,
+    RefundPlan,
+    RefundReason,
+    RefundRequest,
+)
+from db.refunds import RefundAsked
 from liventix.payments import flows
 from resolvers.access import seen, signed_in
 from resolvers.context import Info
@@ -24,6 +32,7 @@ from resolvers.errors import ClientCode, ClientError
 from resolvers.ids import EVENT, HOLD, ORDER, TICKET, parse_id, parse_ids
 
 MAX_PAGE = 100
+MAX_CLIENT_KEY = 200
 
 CHECK_IN_REFUSALS = {
     OrderCode.ALREADY_CHECKED_IN: "This ticket was already checked in",
@@ -68,15 +77,29 @@ async def checkout(
 
 
 async def refund_order(
-    info: Info, order_id: str, ticket_ids: Sequence[str] | None = None, reason: str = ""
+    info: Info,
+    order_id: str,
+    *,
+    amount_cents: int | None,
+    ticket_ids: Sequence[str] | None,
+    reason: RefundReason,
+    note: str | None,
+    idempotency_key: str | None,
 ) -> db.refunds.RefundOutcome:
-    """Refund a whole order, or some tickets of it (the event's organizer or an admin)."""
+    """Refund money, tickets or a whole order (the event's organizer or an admin)."""
     ctx = info.context
     actor = signed_in(info)
     (order,) = ids([order_id], ORDER, "order_id")
-    tickets = None if ticket_ids is None else ids(ticket_ids, TICKET, "ticket_ids")
-    if len(reason) > 500:
-        raise ClientError("Reason is too long", ClientCode.INVALID_INPUT, "reason")
+    request = _refund_request(amount_cents, ticket_ids)
+    if reason not in CHOSEN_REASONS:
+        raise ClientError("This reason is the platform's own", ClientCode.INVALID_INPUT, "reason")
+    if note is not None and len(note) > NOTE_MAX_LENGTH:
+        raise ClientError(
+            f"The note is longer than {NOTE_MAX_LENGTH} characters",
+            ClientCode.INVALID_INPUT,
+            "note",
+        )
+    asked = RefundAsked(request, reason, note or None, _client_key(idempotency_key, request))
     return await flows.refund(
         ctx.db,
         ctx.services.payments,
@@ -84,9 +107,56 @@ async def refund_order(
         order_id=order,
         actor_id=actor,
         actor_is_admin=ctx.viewer.is_admin,
-        ticket_ids=tickets,
-        reason=reason or "requested by the organizer",
+        asked=asked,
     )
+
+
+async def refund_preview(
+    info: Info, order_id: str, *, amount_cents: int | None, ticket_ids: Sequence[str] | None
+) -> RefundPlan:
+    """What `refund_order` would do now: the same rule, nothing written."""
+    ctx = info.context
+    actor = signed_in(info)
+    (order,) = ids([order_id], ORDER, "order_id")
+    return await db.refunds.preview_refund(
+        ctx.db,
+        order_id=order,
+        actor_id=actor,
+        actor_is_admin=ctx.viewer.is_admin,
+        request=_refund_request(amount_cents, ticket_ids),
+    )
+
+
+def _refund_request(amount_cents: int | None, ticket_ids: Sequence[str] | None) -> RefundRequest:
+    """Money or tickets, not both; neither is the whole order."""
+    if amount_cents is not None and ticket_ids is not None:
+        raise ClientError(
+            "Give an amount or tickets, not both", ClientCode.INVALID_INPUT, "amount_cents"
+        )
+    if ticket_ids is not None and not ticket_ids:
+        raise ClientError("Name at least one ticket", ClientCode.INVALID_INPUT, "ticket_ids")
+    tickets = None if ticket_ids is None else tuple(ids(ticket_ids, TICKET, "ticket_ids"))
+    return RefundRequest(amount_cents=amount_cents, ticket_ids=tickets)
+
+
+def _client_key(key: str | None, request: RefundRequest) -> str | None:
+    """The client's idempotency key: 1-200 characters, and required with an amount (a
+    refund of money alone has nothing else that makes a retry harmless)."""
+    if key is None:
+        if request.amount_cents is not None:
+            raise ClientError(
+                "An amount refund needs an idempotency key",
+                ClientCode.INVALID_INPUT,
+                "idempotency_key",
+            )
+        return None
+    if not 1 <= len(key) <= MAX_CLIENT_KEY:
+        raise ClientError(
+            f"The idempotency key must be 1 to {MAX_CLIENT_KEY} characters",
+            ClientCode.INVALID_INPUT,
+            "idempotency_key",
+        )
+    return key
 
 
 async def check_in(info: Info, token: str) -> db.checkin.CheckIn:
@@ -216,5 +286,12 @@ async def order_items(info: Info, order_id: uuid.UUID) -> list[db.order_records.
 async def order_tickets(info: Info, order_id: uuid.UUID) -> list[db.order_records.TicketRecord]:
     records: list[db.order_records.TicketRecord] = await info.context.loaders.get(
         db.order_queries.get_order_tickets
+    ).load(order_id)
+    return records
+
+
+async def order_refunds(info: Info, order_id: uuid.UUID) -> list[db.refunds.RefundRecord]:
+    records: list[db.refunds.RefundRecord] = await info.context.loaders.get(
+        db.refunds.refunds_of_orders
     ).load(order_id)
     return records

@@ -52,7 +52,7 @@ CODES: dict[ErrorType, type[Enum]] = {
 
 DETAILS: dict[ErrorType, tuple[str, ...]] = {
     TicketingError: ("available", "minimum"),
-    OrderError: ("checked_in_at",),
+    OrderError: ("checked_in_at", "refundable_cents"),
     FeedError: (),
     NotificationError: (),
     ProfileError: (),

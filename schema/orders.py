@@ -97,10 +97,45 @@ class OrderErrorCode(Enum):
         "ORDER_NOT_FOUND", description="No such order (or one the viewer may not see)."
     )
     NOT_REFUNDABLE = strawberry.enum_value(
-        "NOT_REFUNDABLE", description="The order is in a status that cannot be refunded."
+        "NOT_REFUNDABLE",
+        description="No longer returned: a refund of an unpaid order is ORDER_NOT_PAID.",
+        deprecation_reason="Refunds answer ORDER_NOT_PAID.",
     )
     TICKET_NOT_FOUND = strawberry.enum_value(
-        "TICKET_NOT_FOUND", description="A ticket id is not one of the order's tickets."
+        "TICKET_NOT_FOUND",
+        description="No longer returned: a ticket of another order is TICKET_NOT_IN_ORDER.",
+        deprecation_reason="Refunds answer TICKET_NOT_IN_ORDER.",
+    )
+    ORDER_NOT_PAID = strawberry.enum_value(
+        "ORDER_NOT_PAID",
+        description="The order was never paid (pending, failed, expired, canceled): "
+        "nothing to refund.",
+    )
+    REFUND_EXCEEDS_PAID = strawberry.enum_value(
+        "REFUND_EXCEEDS_PAID",
+        description="More than is still refundable (paid less refunded); "
+        "`refundableCents` says how much is.",
+    )
+    INVALID_AMOUNT = strawberry.enum_value(
+        "INVALID_AMOUNT", description="A refund amount must be at least 1 (minor units)."
+    )
+    TICKET_NOT_IN_ORDER = strawberry.enum_value(
+        "TICKET_NOT_IN_ORDER", description="A ticket id is not one of the order's tickets."
+    )
+    TICKET_ALREADY_VOIDED = strawberry.enum_value(
+        "TICKET_ALREADY_VOIDED", description="A ticket was already refunded or voided."
+    )
+    TICKET_CHECKED_IN = strawberry.enum_value(
+        "TICKET_CHECKED_IN",
+        description="A ticket was checked in: its seat was used and cannot go back on "
+        "sale. Refund money with `amountCents` instead.",
+    )
+    NOTE_REQUIRED = strawberry.enum_value(
+        "NOTE_REQUIRED", description="The reason OTHER needs a `note` saying what it is."
+    )
+    IDEMPOTENCY_KEY_REUSED = strawberry.enum_value(
+        "IDEMPOTENCY_KEY_REUSED",
+        description="This idempotency key was used for a different refund of the order.",
     )
     TOKEN_NOT_FOUND = strawberry.enum_value(
         "TOKEN_NOT_FOUND", description="The scanned QR payload is no ticket's."
@@ -144,6 +179,34 @@ class OrderErrorCode(Enum):
     )
 
 
+@strawberry.enum(
+    description="Why a refund was made. Stripe is told DUPLICATE, FRAUDULENT and "
+    "REQUESTED_BY_CUSTOMER; the others stay with the refund (and its note)."
+)
+class RefundReason(Enum):
+    REQUESTED_BY_CUSTOMER = strawberry.enum_value(
+        "requested_by_customer", description="The buyer asked for their money back."
+    )
+    EVENT_CANCELED = strawberry.enum_value(
+        "event_canceled", description="The event will not take place."
+    )
+    EVENT_CHANGED = strawberry.enum_value(
+        "event_changed", description="The event moved (date, venue, line-up)."
+    )
+    DUPLICATE = strawberry.enum_value("duplicate", description="The buyer paid twice.")
+    FRAUDULENT = strawberry.enum_value("fraudulent", description="The payment was fraudulent.")
+    OTHER = strawberry.enum_value("other", description="Anything else: say what in `note`.")
+    LATE_PAYMENT = strawberry.enum_value(
+        "late_payment",
+        description="Set by the platform, never chosen: the payment came after the seats "
+        "(or the discount code's uses) were gone.",
+    )
+    PAYMENT_PROVIDER = strawberry.enum_value(
+        "payment_provider",
+        description="Set by the platform, never chosen: refunded at the payment provider.",
+    )
+
+
 @strawberry.type(description="An expected failure of an order, refund or check-in.")
 class OrderError(UserError):
     code: OrderErrorCode = strawberry.field(
@@ -151,6 +214,10 @@ class OrderError(UserError):
     )
     checked_in_at: datetime | None = strawberry.field(
         default=None, description="With ALREADY_CHECKED_IN: when the ticket was admitted."
+    )
+    refundable_cents: int | None = strawberry.field(
+        default=None,
+        description="With REFUND_EXCEEDS_PAID: how much can still be refunded (minor units).",
     )
 
 
@@ -226,6 +293,34 @@ class Ticket(Node):
         return Event.from_record(record) if record else None
 
 
+@strawberry.type(description="One refund of an order: money back, and the tickets it voided.")
+class Refund:
+    amount_cents: int = strawberry.field(
+        description="Money given back, in minor units; 0 when only free tickets were voided."
+    )
+    reason: RefundReason = strawberry.field(description="Why.")
+    note: str | None = strawberry.field(description="Free text given with the reason.")
+    voided_tickets: list[strawberry.ID] = strawberry.field(
+        description="The tickets this refund voided; empty for money alone."
+    )
+    settled: bool = strawberry.field(
+        description="Whether the payment provider confirmed it (retried until it does)."
+    )
+    created_at: datetime = strawberry.field(description="When it was made.")
+
+    @classmethod
+    def from_record(cls, record: db.refunds.RefundRecord) -> Refund:
+        assert record.created_at is not None
+        return cls(
+            amount_cents=record.amount_cents,
+            reason=RefundReason(record.reason),
+            note=record.note,
+            voided_tickets=[node_id(TICKET, t) for t in record.ticket_ids],
+            settled=record.settled,
+            created_at=record.created_at,
+        )
+
+
 @strawberry.type(description="An order: the tickets of one event bought in one payment.")
 class Order(Node):
     status: OrderStatus = strawberry.field(description="Where the order is.")
@@ -254,7 +349,8 @@ class Order(Node):
         description="Why the order failed or was canceled, for people; null otherwise."
     )
     refund_reason: str | None = strawberry.field(
-        description="The reason given for the latest refund; null if never refunded."
+        description="The reason of the latest refund, as a `RefundReason` value in lower "
+        "case (older orders: free text); null if never refunded. See `refunds`."
     )
     record: strawberry.Private[db.order_records.OrderRecord]
 
@@ -318,6 +414,11 @@ class Order(Node):
     async def tickets(self, info: Info) -> list[Ticket]:
         records = await resolvers.orders.order_tickets(info, self.record.id)
         return [Ticket.from_record(r) for r in records]
+
+    @strawberry.field(description="The order's refunds, oldest first; empty if none.")
+    async def refunds(self, info: Info) -> list[Refund]:
+        records = await resolvers.orders.order_refunds(info, self.record.id)
+        return [Refund.from_record(r) for r in records]
 
 
 @strawberry.type(description="An order in a page of orders, with its position.")
@@ -413,13 +514,25 @@ class CheckoutPayload:
         )
 
 
-@strawberry.type(description="The order after a refund; `refundedTickets` empty on a repeat.")
+@strawberry.type(
+    description="The order after a refund; a repeat of a whole-order refund that found "
+    "nothing left has `refund` null, a retry under the same `idempotencyKey` returns the "
+    "first answer with `replayed` true."
+)
 class RefundPayload:
     order: Order = strawberry.field(
-        description="The order after the refund (status, `refundedCents`, `refundReason`)."
+        description="The order after the refund (status, `refundedCents`, `refunds`)."
     )
     refunded_tickets: list[strawberry.ID] = strawberry.field(
-        description="The tickets this call refunded; empty when they already were."
+        description="The tickets this refund voided; empty for money alone or a no-op."
+    )
+    refund: Refund | None = strawberry.field(
+        description="The refund made (or found again by its idempotency key); null when "
+        "there was nothing left to refund."
+    )
+    replayed: bool = strawberry.field(
+        description="True when the idempotency key named a refund made before: nothing "
+        "new was refunded."
     )
 
     @classmethod
@@ -427,7 +540,34 @@ class RefundPayload:
         return cls(
             order=Order.from_record(outcome.order),
             refunded_tickets=[node_id(TICKET, t) for t in outcome.refunded_ticket_ids],
+            refund=Refund.from_record(outcome.refund) if outcome.refund else None,
+            replayed=outcome.replayed,
         )
+
+
+@strawberry.type(
+    description="What `refundOrder` would do now with the same order and amount or "
+    "tickets, decided by the same rule; nothing is written."
+)
+class RefundPreview:
+    amount_cents: int = strawberry.field(
+        description="Money that would be given back (0 when refused)."
+    )
+    voided_tickets: list[strawberry.ID] = strawberry.field(
+        description="Tickets that would be voided (their seats go back on sale)."
+    )
+    refundable_cents: int = strawberry.field(
+        description="What can be refunded now: paid less already refunded."
+    )
+    remaining_cents: int = strawberry.field(
+        description="What could still be refunded after this refund."
+    )
+    order_status: OrderStatus | None = strawberry.field(
+        description="The order's status after this refund; null when refused."
+    )
+    refusal: OrderError | None = strawberry.field(
+        description="Why `refundOrder` would refuse it (its code), or null if it would go through."
+    )
 
 
 @strawberry.type(description="The holder was admitted now.")
@@ -451,6 +591,14 @@ CheckoutResult = Annotated[
 RefundResult = Annotated[
     RefundPayload | OrderError,
     strawberry.union("RefundResult", description="The refunded order, or why not."),
+]
+RefundPreviewResult = Annotated[
+    RefundPreview | OrderError,
+    strawberry.union(
+        "RefundPreviewResult",
+        description="What a refund would do, or why the order cannot be previewed "
+        "(not found, not yours, bad input).",
+    ),
 ]
 CheckInResult = Annotated[
     CheckInPayload | OrderError,

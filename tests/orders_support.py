@@ -48,8 +48,8 @@ MY_TICKETS = """
 """
 
 REFUND = """
-mutation ($order: ID!, $tickets: [ID!]) {
-  refundOrder(orderId: $order, ticketIds: $tickets) {
+mutation ($order: ID!, $tickets: [ID!], $reason: RefundReason! = REQUESTED_BY_CUSTOMER) {
+  refundOrder(orderId: $order, ticketIds: $tickets, reason: $reason) {
     __typename
     ... on RefundPayload { refundedTickets order { status refundedCents totalCents } }
     ... on OrderError { code message }

@@ -104,11 +104,13 @@ class Walkthrough:
         return {name: self.values[name] for name in variables_of(document)}
 
     def token_for(self, name: str | None) -> str:
-        # The organizer scans at the door, creates discount codes, runs the console, adds
-        # seats and reads a waitlist; every other example is the signed-in fan's.
+        # The organizer scans at the door, creates discount codes, refunds, runs the
+        # console, adds seats and reads a waitlist; every other example is the fan's.
         organizers = (
             "Scan",
             "NewCode",
+            "RefundPreview",
+            "PartialRefund",
             "Registrations",
             "SalesSummary",
             "ExportRegistrations",
@@ -262,6 +264,7 @@ def argument_values(values: dict[str, str]) -> dict[str, str]:
     return {
         "Query.post.id": f'"{values["postId"]}"',
         "Query.order.id": f'"{values["orderId"]}"',
+        "Query.refundPreview.orderId": f'"{values["orderId"]}"',
         "Query.event.id": f'"{db.demo.EVENT_IDS[0]}"',
         "Query.node.id": f'"{values["postId"]}"',
         "Query.nodes.ids": orjson.dumps(

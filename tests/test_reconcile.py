@@ -101,7 +101,7 @@ async def test_reconcile_retries_refunds_the_gateway_never_confirmed(
     order = await paid_order(client, database, world, clock, 1)
     app.state.services.payments.fail_next = True  # the gateway is down during the refund
     refund = await client(
-        "mutation ($o: ID!) { refundOrder(orderId: $o) { __typename } }",
+        "mutation ($o: ID!) { refundOrder(orderId: $o, reason: EVENT_CANCELED) { __typename } }",
         {"o": order["id"]},
         token=world.organizer_token,
     )

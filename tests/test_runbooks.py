@@ -560,8 +560,9 @@ async def test_unsettled_refunds(
 ) -> None:
     page = "UnsettledRefunds"
     refund_id = await conn.fetchval(
-        """INSERT INTO ticketing.refunds (order_id, amount_cents, idempotency_key, reason)
-           VALUES ($1, 15000, 'refund-runbook-1', 'the gateway timed out') RETURNING id""",
+        """INSERT INTO ticketing.refunds (order_id, amount_cents, idempotency_key, reason, note)
+           VALUES ($1, 15000, 'refund-runbook-1', 'other', 'the gateway timed out')
+           RETURNING id""",
         healthy.paid_order,
     )
 

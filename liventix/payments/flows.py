@@ -17,10 +17,14 @@ request's context, so resolvers, the webhook route, jobs and the CLI share them.
   request under the same key (the first checkout's receipt email, though a repeat may
   change the order's contact), so all of them get the same client secret; a repeat
   whose gateway call fails leaves the shared order to the others (no compensation).
-* `refund`: tx1 refunds tickets (or the whole order) and writes a refund row under a
-  UNIQUE idempotency key, then `settle_refund` asks the gateway.
+* `refund`: tx1 refunds money, tickets or the whole order and writes a refund row whose
+  id names its gateway idempotency key, then `settle_refund` asks the gateway. A retry
+  under the client's own key finds that row again (nothing new is written) and
+  settles it if it is still unsettled, under the same gateway key.
 * `settle_refund`: after a refund committed, ask the gateway under the refund row's
-  idempotency key, then a transaction records the gateway's id. *Compensation*: none is
+  idempotency key, with the refund's reason where Stripe has one, then a transaction
+  records the gateway's id. A refund of nothing (voided free tickets) has nothing to
+  settle. *Compensation*: none is
   needed, the money is owed either way: a failure leaves the row unsettled, and the
   reconciliation job retries it under the same key. The webhook route runs this after
   its response for a payment that arrived after its tickets sold out.
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from databases import Database
 
@@ -39,9 +43,9 @@ import db.completion
 import db.refunds
 from db.checkout import Checkout, Contact
 from db.errors import OrderError
-from db.refunds import RefundOutcome, RefundRecord
+from db.refunds import RefundAsked, RefundOutcome, RefundRecord
 from liventix.clock import Clock
-from liventix.payments.gateways import GatewayError, PaymentGateway
+from liventix.payments.gateways import GatewayError, PaymentGateway, stripe_reason
 
 log = logging.getLogger("liventix.payments")
 
@@ -119,27 +123,26 @@ async def refund(
     order_id: uuid.UUID,
     actor_id: uuid.UUID,
     actor_is_admin: bool,
-    ticket_ids: list[uuid.UUID] | None,
-    reason: str,
+    asked: RefundAsked,
 ) -> RefundOutcome:
-    """Refund a whole order (`ticket_ids` None) or some of its tickets, then settle it.
+    """Refund money, tickets or a whole order, then settle it with the gateway.
 
     The refund is committed before the gateway is asked, and the outcome is returned
     whether or not the gateway answered (an unsettled refund is retried by
-    reconciliation). Raises `OrderError` (see `db.refunds.refund_order`).
+    reconciliation, and by a retry under the same client key). Raises `OrderError`
+    (see `db.refunds.refund_order`).
     """
     outcome = await db.refunds.refund_order(
         database,
         order_id=order_id,
         actor_id=actor_id,
         actor_is_admin=actor_is_admin,
-        ticket_ids=ticket_ids,
-        reason=reason,
+        asked=asked,
         now=clock.now(),
     )
-    if outcome.refund is not None:
-        await settle_refund(database, gateway, outcome.refund)
-    return outcome
+    if outcome.refund is None:
+        return outcome
+    return replace(outcome, refund=await _settle(database, gateway, outcome.refund))
 
 
 async def settle_refund(database: Database, gateway: PaymentGateway, refund: RefundRecord) -> bool:
@@ -147,19 +150,29 @@ async def settle_refund(database: Database, gateway: PaymentGateway, refund: Ref
 
     Safe to repeat: the gateway sees the refund's own idempotency key every time.
     """
-    if refund.stripe_refund_id is not None:
-        return True
-    if refund.payment_intent_id is None:
-        return False
+    return (await _settle(database, gateway, refund)).settled
+
+
+async def _settle(
+    database: Database, gateway: PaymentGateway, refund: RefundRecord
+) -> RefundRecord:
+    """`settle_refund`, answering the refund as it now is (with the gateway's id)."""
+    if refund.settled or refund.payment_intent_id is None:
+        return refund
     try:
         gateway_id = await gateway.refund(
             payment_intent_id=refund.payment_intent_id,
             amount_cents=refund.amount_cents,
             idempotency_key=refund.idempotency_key,
-            metadata={"order_id": str(refund.order_id), "liventix_refund_id": str(refund.id)},
+            reason=stripe_reason(refund.reason),
+            metadata={
+                "order_id": str(refund.order_id),
+                "liventix_refund_id": str(refund.id),
+                "reason": refund.reason,
+            },
         )
     except GatewayError:
         log.exception("refund %s not settled; reconciliation will retry", refund.id)
-        return False
+        return refund
     await db.refunds.record_gateway_refund(database, refund.id, gateway_id)
-    return True
+    return replace(refund, stripe_refund_id=gateway_id)

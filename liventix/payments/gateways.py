@@ -19,6 +19,19 @@ import stripe
 
 from liventix.settings import Settings
 
+# Our refund reasons that Stripe has a reason for; Stripe is told nothing for the others
+# (the reason and note stay on our refund row and in the refund's metadata).
+STRIPE_REASONS = {
+    "duplicate": "duplicate",
+    "fraudulent": "fraudulent",
+    "requested_by_customer": "requested_by_customer",
+}
+
+
+def stripe_reason(reason: str) -> str | None:
+    """Stripe's `reason` for one of ours (`db.refund_rules.RefundReason`), or None."""
+    return STRIPE_REASONS.get(reason)
+
 
 class GatewayError(Exception):
     """The payment provider refused or could not be reached."""
@@ -47,6 +60,7 @@ class PaymentGateway(Protocol):
         payment_intent_id: str,
         amount_cents: int,
         idempotency_key: str,
+        reason: str | None,
         metadata: dict[str, str],
     ) -> str: ...
 
@@ -115,11 +129,19 @@ class StripeGateway:
         payment_intent_id: str,
         amount_cents: int,
         idempotency_key: str,
+        reason: str | None,
         metadata: dict[str, str],
     ) -> str:
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent_id,
+            "amount": amount_cents,
+            "metadata": metadata,
+        }
+        if reason is not None:
+            params["reason"] = reason
         try:
             refund = await self.client.v1.refunds.create_async(
-                {"payment_intent": payment_intent_id, "amount": amount_cents, "metadata": metadata},
+                params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as exc:
@@ -177,6 +199,7 @@ class LocalGateway:
         payment_intent_id: str,
         amount_cents: int,
         idempotency_key: str,
+        reason: str | None,
         metadata: dict[str, str],
     ) -> str:
         self._maybe_fail()
@@ -186,6 +209,8 @@ class LocalGateway:
                 "payment_intent": payment_intent_id,
                 "amount": amount_cents,
                 "key": idempotency_key,
+                "reason": reason,
+                "metadata": metadata,
             }
         )
         refund_id: str = self._seen.setdefault(idempotency_key, f"re_local_{secrets.token_hex(12)}")

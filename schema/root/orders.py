@@ -6,9 +6,13 @@ from typing import Annotated
 
 import strawberry
 
+import db.refund_rules
 import resolvers.orders
 from resolvers.context import Info
+from resolvers.ids import TICKET
+from schema.error_map import typed_error
 from schema.inputs import enum_value_of
+from schema.node import node_id
 from schema.orders import (
     CheckInPayload,
     CheckInResult,
@@ -17,9 +21,13 @@ from schema.orders import (
     ContactInput,
     Order,
     OrderConnection,
+    OrderError,
     OrdersResult,
     OrderStatus,
     RefundPayload,
+    RefundPreview,
+    RefundPreviewResult,
+    RefundReason,
     RefundResult,
     TicketConnection,
 )
@@ -34,6 +42,36 @@ After = Annotated[
         description="The `endCursor` of the previous page; null for the first page."
     ),
 ]
+RefundOrderId = Annotated[
+    strawberry.ID,
+    strawberry.argument(description="The order to refund (paid or partially refunded)."),
+]
+AmountCents = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Give back this much money (minor units, at most what is still "
+        "refundable), voiding no ticket. Not with `ticketIds`."
+    ),
+]
+RefundTicketIds = Annotated[
+    list[strawberry.ID] | None,
+    strawberry.argument(
+        description="Void these tickets of the order (not checked in) and give back their "
+        "share of what was paid. Not with `amountCents`; with neither, the whole order."
+    ),
+]
+
+
+def _preview(plan: db.refund_rules.RefundPlan) -> RefundPreview:
+    refusal = plan.refusal
+    return RefundPreview(
+        amount_cents=0 if refusal else plan.amount_cents,
+        voided_tickets=[] if refusal else [node_id(TICKET, t) for t in plan.ticket_ids],
+        refundable_cents=plan.refundable_cents,
+        remaining_cents=plan.remaining_cents,
+        order_status=OrderStatus(plan.order_status) if plan.order_status else None,
+        refusal=typed_error(OrderError, refusal) if refusal else None,  # type: ignore[arg-type]
+    )
 
 
 @strawberry.type
@@ -82,6 +120,22 @@ class OrdersQuery:
         )
         return OrderConnection.from_page(page)
 
+    @strawberry.field(
+        description="What `refundOrder` would do with this amount or these tickets (the "
+        "event's organizer or an admin): the same rule decides, nothing is written."
+    )
+    async def refund_preview(
+        self,
+        info: Info,
+        order_id: RefundOrderId,
+        amount_cents: AmountCents = None,
+        ticket_ids: RefundTicketIds = None,
+    ) -> RefundPreviewResult:
+        plan = await resolvers.orders.refund_preview(
+            info, order_id, amount_cents=amount_cents, ticket_ids=ticket_ids
+        )
+        return _preview(plan)
+
 
 @strawberry.type
 class OrdersMutation:
@@ -115,28 +169,49 @@ class OrdersMutation:
         return CheckoutPayload.from_result(result)
 
     @strawberry.mutation(
-        description="Refund an order, or some of its tickets (organizer or admin). "
-        "Repeating a refund changes nothing."
+        description="Refund an order (the event's organizer or an admin): money alone "
+        "(`amountCents`), some tickets (`ticketIds`: voided, their seats back on sale, "
+        "their share of what was paid given back) or, with neither, everything left. "
+        "Never more than was paid. Retrying with the same `idempotencyKey` returns the "
+        "first answer and refunds nothing twice; repeating a whole-order refund changes "
+        "nothing. `refundPreview` shows what it would do."
     )
     async def refund_order(
         self,
         info: Info,
-        order_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(description="The order to refund (paid or partially refunded)."),
-        ],
-        ticket_ids: Annotated[
-            list[strawberry.ID] | None,
+        order_id: RefundOrderId,
+        reason: Annotated[
+            RefundReason,
             strawberry.argument(
-                description="Refund only these tickets of the order; null: the whole order."
+                description="Why: one of the reasons a person chooses (not LATE_PAYMENT or "
+                "PAYMENT_PROVIDER)."
+            ),
+        ],
+        amount_cents: AmountCents = None,
+        ticket_ids: RefundTicketIds = None,
+        note: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Free text, at most 500 characters; required with OTHER."
             ),
         ] = None,
-        reason: Annotated[
-            str,
-            strawberry.argument(description="Why, at most 500 characters; recorded on the order."),
-        ] = "",
+        idempotency_key: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Your key for this refund (1-200 characters; required with "
+                "`amountCents`): a retry with it returns the first refund."
+            ),
+        ] = None,
     ) -> RefundResult:
-        outcome = await resolvers.orders.refund_order(info, order_id, ticket_ids, reason)
+        outcome = await resolvers.orders.refund_order(
+            info,
+            order_id,
+            amount_cents=amount_cents,
+            ticket_ids=ticket_ids,
+            reason=db.refund_rules.RefundReason(enum_value_of(reason)),
+            note=note,
+            idempotency_key=idempotency_key,
+        )
         return RefundPayload.from_outcome(outcome)
 
     @strawberry.mutation(
