@@ -14,6 +14,7 @@ from databases import Database
 
 import db.checkout
 import db.completion
+import db.refunds
 import db.sweeper
 import db.tiers
 import db.waitlist
@@ -21,6 +22,7 @@ from db.checkout import Contact
 from db.core import connection
 from db.errors import TicketingError
 from db.events import Actor
+from db.refund_rules import RefundReason, RefundRequest
 from db.reservations import release_hold, reserve_tickets
 from liventix.clock import FrozenClock
 from tests.orders_support import add_event, add_user, count
@@ -258,4 +260,39 @@ async def test_thirty_in_line_ten_freed_at_once(
     clock.advance(TTL + 1)
     await db.sweeper.sweep_expired_holds(database, clock.now())
     assert await statuses(database, clock, entries) == ["offered"] * 10 + ["waiting"] * 20
+    await assert_line_balanced(database)
+
+
+async def test_refunded_tickets_are_offered_to_the_line(
+    database: Database, clock: FrozenClock
+) -> None:
+    """A refund that voids tickets frees their seats (`db.holds.give_back_voided_seats`):
+    the first entry in line is offered them in the refund's own transaction."""
+    organizer, tier, _ = await sold_out_tier(database, clock, quantity=1)
+    (first,) = await line_up(database, clock, tier, [1])
+    clock.advance(TTL + 1)
+    await db.sweeper.sweep_expired_holds(database, clock.now())
+    (offered,) = await db.waitlist.get_entries(database, [first.id], clock.now())
+    assert offered is not None and offered.hold_id is not None
+    done = await db.checkout.create_pending_order(
+        database,
+        user_id=first.user_id,
+        hold_ids=[offered.hold_id],
+        contact=Contact(email="sam@example.com", name="Sam Fan"),
+        now=clock.now(),
+    )
+    await db.completion.complete_order(
+        database, done.order.id, now=clock.now(), payment_intent_id="pi_r"
+    )
+    (second,) = await line_up(database, clock, tier, [1])  # sold out again: the line
+    assert await statuses(database, clock, [second]) == ["waiting"]
+    await db.refunds.refund_order(
+        database,
+        order_id=done.order.id,
+        actor_id=organizer,
+        actor_is_admin=False,
+        asked=db.refunds.RefundAsked(RefundRequest(), RefundReason.EVENT_CHANGED),
+        now=clock.now(),
+    )
+    assert await statuses(database, clock, [first, second]) == ["purchased", "offered"]
     await assert_line_balanced(database)
