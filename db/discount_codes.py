@@ -27,7 +27,7 @@ from databases import Database
 
 from db.core import connection, retry_transient, transaction
 from db.errors import OrderCode, OrderError, TicketingCode, TicketingError
-from db.events import Actor
+from db.events import Actor, lock_managed_event
 
 KINDS = ("percent", "fixed", "comp")
 MAX_USES_LIMIT = 1_000_000
@@ -256,7 +256,7 @@ async def create_code(
     }
     _validate_new(fields)
     async with transaction(database) as conn:
-        await _lock_managed_event(conn, actor, event_id)
+        await lock_managed_event(conn, actor, event_id, action="manage its codes")
         fields["currency"] = await _code_currency(conn, event_id, fields)
         taken = await conn.fetchval(
             """SELECT 1 FROM ticketing.discount_codes
@@ -281,22 +281,6 @@ async def create_code(
         )
     assert row is not None
     return DiscountCodeRecord.from_row(row)
-
-
-async def _lock_managed_event(conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUID) -> None:
-    event = await conn.fetchrow(
-        "SELECT organizer_id, status FROM events.events WHERE id = $1 FOR UPDATE", event_id
-    )
-    if event is None:
-        raise TicketingError(
-            "Event not found", code=TicketingCode.EVENT_NOT_FOUND, field="event_id"
-        )
-    if not actor.may_manage(event["organizer_id"]):
-        raise TicketingError(
-            "Only the event's organizer may manage its codes", code=TicketingCode.NOT_ALLOWED
-        )
-    if event["status"] == "canceled":
-        raise TicketingError("The event is canceled", code=TicketingCode.EVENT_CANCELED)
 
 
 async def _code_currency(

@@ -26,7 +26,7 @@ from databases import Database
 from db import notification_triggers
 from db.channels import FeedMessage
 from db.core import connection, transaction
-from db.errors import EventCode, EventError
+from db.errors import EventCode, EventError, TicketingCode, TicketingError
 from db.notify import publish
 
 STATUSES = ("draft", "published", "canceled")
@@ -225,6 +225,28 @@ async def _lock_owned(conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUI
         # Same answer as a missing event for a stranger's draft would leak nothing more.
         raise EventError("Only the event's organizer may change it", code=EventCode.NOT_ALLOWED)
     return event
+
+
+async def lock_managed_event(
+    conn: asyncpg.Connection, actor: Actor, event_id: uuid.UUID, *, action: str
+) -> None:
+    """Lock the event for a change to what it sells (tiers, discount codes), so it
+    cannot be canceled meanwhile; refuse (`TicketingError`) unless it exists, `actor`
+    manages it and it is not canceled. `action` completes "Only the event's organizer
+    may ..."."""
+    event = await conn.fetchrow(
+        "SELECT organizer_id, status FROM events.events WHERE id = $1 FOR UPDATE", event_id
+    )
+    if event is None:
+        raise TicketingError(
+            "Event not found", code=TicketingCode.EVENT_NOT_FOUND, field="event_id"
+        )
+    if not actor.may_manage(event["organizer_id"]):
+        raise TicketingError(
+            f"Only the event's organizer may {action}", code=TicketingCode.NOT_ALLOWED
+        )
+    if event["status"] == "canceled":
+        raise TicketingError("The event is canceled", code=TicketingCode.EVENT_CANCELED)
 
 
 async def _announce_event_change(conn: asyncpg.Connection, event_id: uuid.UUID) -> None:

@@ -27,7 +27,7 @@ from databases import Database
 import db.holds
 from db.core import connection, retry_transient, transaction
 from db.errors import TicketingCode, TicketingError
-from db.events import Actor
+from db.events import Actor, lock_managed_event
 from db.notify import announce_tier
 
 MAX_TIER_QUANTITY = 1_000_000
@@ -218,20 +218,8 @@ async def create_tier(
     }
     _validate_tier(fields)
     async with transaction(database) as conn:
-        # Lock the event so it cannot be canceled or handed over while we add to it.
-        event = await conn.fetchrow(
-            "SELECT organizer_id, status FROM events.events WHERE id = $1 FOR UPDATE", event_id
-        )
-        if event is None:
-            raise TicketingError(
-                "Event not found", code=TicketingCode.EVENT_NOT_FOUND, field="event_id"
-            )
-        if not actor.may_manage(event["organizer_id"]):
-            raise TicketingError(
-                "Only the event's organizer may add tiers", code=TicketingCode.NOT_ALLOWED
-            )
-        if event["status"] == "canceled":
-            raise TicketingError("The event is canceled", code=TicketingCode.EVENT_CANCELED)
+        # The event locked, so it cannot be canceled or handed over while we add to it.
+        await lock_managed_event(conn, actor, event_id, action="add tiers")
         row = await conn.fetchrow(
             f"""INSERT INTO ticketing.ticket_tiers
                     (event_id, {", ".join(TIER_EDITABLE)}, created_at, updated_at)
