@@ -51,6 +51,8 @@ class EventRecord:
     status: str
     created_at: datetime
     updated_at: datetime
+    waitlist_approval: str = "automatic"
+    waitlist_offer_minutes: int = 60
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> EventRecord:
@@ -69,9 +71,24 @@ _FIELDS = (
     "status",
     "created_at",
     "updated_at",
+    "waitlist_approval",
+    "waitlist_offer_minutes",
 )
 COLUMNS = ", ".join(_FIELDS)
-EDITABLE = ("title", "description", "venue", "start_at", "end_at", "time_zone")
+EDITABLE = (
+    "title",
+    "description",
+    "venue",
+    "start_at",
+    "end_at",
+    "time_zone",
+    "waitlist_approval",
+    "waitlist_offer_minutes",
+)
+# How a waitlist takes people in (`db.waitlist`): at once, or after the organizer's
+# approval. The bounds of the offer window a waitlist offer holds its seats for.
+WAITLIST_APPROVALS = ("automatic", "manual")
+OFFER_MINUTES_MIN, OFFER_MINUTES_MAX = 5, 10080
 # The editable columns that may be cleared (set to NULL); an explicit null for any other
 # is refused, never written (the column is NOT NULL).
 CLEARABLE = ("end_at",)
@@ -165,6 +182,26 @@ def validate_fields(fields: dict[str, Any]) -> None:
                 code=EventCode.INVALID_INPUT,
                 field=name,
             )
+    _validate_waitlist_settings(fields)
+
+
+def _validate_waitlist_settings(fields: dict[str, Any]) -> None:
+    """The waitlist's settings: a known approval mode, an offer window of 5 minutes to a
+    week (short enough that a lapsed offer passes on the same day, long enough to pay)."""
+    approval = fields.get("waitlist_approval")
+    if approval is not None and approval not in WAITLIST_APPROVALS:
+        raise EventError(
+            f"Unknown waitlist approval '{approval}'",
+            code=EventCode.INVALID_INPUT,
+            field="waitlist_approval",
+        )
+    minutes = fields.get("waitlist_offer_minutes")
+    if minutes is not None and not OFFER_MINUTES_MIN <= minutes <= OFFER_MINUTES_MAX:
+        raise EventError(
+            f"The offer window must be {OFFER_MINUTES_MIN} to {OFFER_MINUTES_MAX} minutes",
+            code=EventCode.INVALID_INPUT,
+            field="waitlist_offer_minutes",
+        )
 
 
 def _check_window(start_at: datetime, end_at: datetime | None) -> None:
@@ -265,7 +302,13 @@ def _noticeable(before: EventRecord, after: asyncpg.Record) -> bool:
 async def update_event(
     database: Database, actor: Actor, event_id: uuid.UUID, changes: dict[str, Any], now: datetime
 ) -> EventRecord:
-    """Apply `changes` (a subset of EDITABLE) to an event the actor manages."""
+    """Apply `changes` (a subset of EDITABLE) to an event the actor manages.
+
+    A new offer window applies to offers made from now on; offers already made keep
+    the expiry they were given. Switching the waitlist from manual to automatic
+    approval leaves pending entries pending (`db.waitlist`): the organizer still
+    approves or declines them.
+    """
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
@@ -286,7 +329,8 @@ async def update_event(
         row = await conn.fetchrow(
             f"""UPDATE events.events
                    SET title = $2, description = $3, venue = $4, start_at = $5,
-                       end_at = $6, time_zone = $7, updated_at = $8
+                       end_at = $6, time_zone = $7, waitlist_approval = $8,
+                       waitlist_offer_minutes = $9, updated_at = $10
                  WHERE id = $1 RETURNING {COLUMNS}""",
             event_id,
             *(merged[name] for name in EDITABLE),

@@ -46,8 +46,10 @@ The public rule, kept by the conditional update of `ticketing.reserve_hold`: a p
 hold takes only seats the waiting entries do not need,
 ``quantity - reserved_quantity - issued_quantity - waitlist_demand``, where
 `waitlist_demand` (on the tier's row, so the conditional update re-checks it) is the sum
-of the waiting entries' quantities; `wait_for_seats` adds to it and takes from it
-(`db.waitlist` joins and leaves), `offer_freed_seats` takes what it offered. So freed
+of the waiting entries' quantities (an entry pending approval is not waiting, so it
+asks for nothing); `wait_for_seats` adds to it and takes from it (`db.waitlist` joins
+and leaves, `db.waitlist_approval` approvals and declines), `offer_freed_seats` takes
+what it offered. So freed
 seats never reach the public while an entry that fits is waiting, and seats left over
 after the offers stay with the waitlist until a waiting group fits or leaves.
 

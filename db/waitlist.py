@@ -10,17 +10,23 @@ entry's seats that expires after the event's offer window (`waitlist_offer_minut
 an hour by default), checked out like any other hold. An offer that expires or is
 given up frees its seats again, so they pass to the next in line.
 
-An entry's stored status is `waiting`, `offered` or `left`; what became of an offer is
-its hold's status, so the status shown (`ENTRY_STATUS`) is derived: waiting, offered,
-purchased (the hold became tickets), expired (the offer lapsed) or left.
+An entry's stored status is `pending_approval`, `waiting`, `offered`, `left` or
+`declined`; what became of an offer is its hold's status, so the status shown
+(`ENTRY_STATUS`) is derived: pending_approval, waiting, offered, purchased (the hold
+became tickets), expired (the offer lapsed), left or declined.
+
+Manual approval (the event's `waitlist_approval`): a join to an event in manual mode is
+`pending_approval`, not in line: it adds nothing to the tier's `waitlist_demand` and is
+never offered seats, until its organizer approves it (`db.waitlist_approval`). Switching
+the event back to automatic leaves pending entries pending.
 
 Each operation is one transaction, opened here. Lock order (`db.holds`): the tier row
 first (entries are written only under their tier's lock), then the entries, then holds.
 
 Errors: `TicketingError` with TIER_NOT_FOUND, EVENT_NOT_PUBLISHED, SALES_ENDED,
 QUANTITY_INVALID, MAX_PER_ORDER_EXCEEDED (``max_per_order``), NOT_SOLD_OUT
-(``available``), ALREADY_WAITING, WAITLIST_ENTRY_NOT_FOUND, HOLD_IN_CHECKOUT,
-NOT_ALLOWED, INVALID_INPUT.
+(``available``), ALREADY_WAITING (an entry pending, waiting or offered),
+WAITLIST_ENTRY_NOT_FOUND, HOLD_IN_CHECKOUT, NOT_ALLOWED, INVALID_INPUT.
 """
 
 from __future__ import annotations
@@ -117,7 +123,9 @@ async def join_waitlist(
     otherwise), once per tier at a time (ALREADY_WAITING while an entry waits or holds
     an active offer). The tier's lapsed holds are released first, so a ghost
     reservation never sends anyone to the line; free seats the new entry fits (left
-    over because the entries ahead did not) are offered to it at once.
+    over because the entries ahead did not) are offered to it at once. For an event
+    whose waitlist needs approval the entry is `pending_approval` instead: not in line,
+    so it asks for no seats and is offered none until approved.
     """
     if quantity < 1:
         raise TicketingError(
@@ -140,17 +148,20 @@ async def join_waitlist(
                 field="quantity",
                 available=row["public"],
             )
+        manual = tier["waitlist_approval"] == "manual"
         entry_id = await conn.fetchval(
             """INSERT INTO ticketing.waitlist_entries
-                   (tier_id, event_id, user_id, quantity, joined_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $5) RETURNING id""",
+                   (tier_id, event_id, user_id, quantity, status, joined_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id""",
             tier_id,
             tier["event_id"],
             user_id,
             quantity,
+            "pending_approval" if manual else "waiting",
             now,
         )
-        await db.holds.wait_for_seats(conn, tier_id, quantity, now)
+        if not manual:
+            await db.holds.wait_for_seats(conn, tier_id, quantity, now)
         await db.holds.offer_freed(conn, [tier_id], now)
         return await _entry(conn, entry_id, now)
 
@@ -161,7 +172,7 @@ async def _lock_tier_for_join(
     """Lock the tier (first in the lock order) and refuse a line nobody could buy from."""
     tier = await conn.fetchrow(
         """SELECT t.event_id, t.status, t.max_per_order, t.sales_end_at,
-                  e.status AS event_status
+                  e.status AS event_status, e.waitlist_approval
              FROM ticketing.ticket_tiers t JOIN events.events e ON e.id = t.event_id
             WHERE t.id = $1 FOR UPDATE OF t""",
         tier_id,
@@ -190,7 +201,7 @@ async def _refuse_duplicate(
         f"""SELECT w.id FROM ticketing.waitlist_entries w
               LEFT JOIN ticketing.ticket_holds h ON h.id = w.hold_id
              WHERE w.tier_id = $2 AND w.user_id = $3
-               AND {ENTRY_STATUS} IN ('waiting', 'offered')""",
+               AND {ENTRY_STATUS} IN ('pending_approval', 'waiting', 'offered')""",
         now,
         tier_id,
         user_id,
@@ -236,7 +247,9 @@ async def leave_waitlist(
             entry_id,
         )
         assert entry is not None
-        if entry["status"] == "waiting":
+        if entry["status"] == "pending_approval":  # not in line: asks for no seats
+            await _mark_left(conn, entry_id, now)
+        elif entry["status"] == "waiting":
             await _mark_left(conn, entry_id, now)
             await db.holds.wait_for_seats(conn, found["tier_id"], -entry["quantity"], now)
         elif entry["status"] == "offered":
@@ -298,7 +311,15 @@ async def get_entries(
 ) -> list[WaitlistEntryRecord | None]:
     """Entries in the order of `ids` (whose they are is the caller's to check)."""
     async with connection(database) as conn:
-        rows = await conn.fetch(f"{_SELECT} WHERE w.id = ANY($2::uuid[])", now, ids)
+        return await read_entries(conn, ids, now)
+
+
+async def read_entries(
+    conn: asyncpg.Connection, ids: list[uuid.UUID], now: datetime
+) -> list[WaitlistEntryRecord | None]:
+    """Entries in the order of `ids`, on the caller's connection (inside its transaction,
+    they show what it wrote)."""
+    rows = await conn.fetch(f"{_SELECT} WHERE w.id = ANY($2::uuid[])", now, ids)
     by_id = {row["id"]: WaitlistEntryRecord.from_row(row) for row in rows}
     return [by_id.get(i) for i in ids]
 
@@ -312,8 +333,9 @@ async def tier_line(
     first: int,
     after: str | None,
 ) -> WaitlistPage:
-    """A tier's line for its organizer (or an admin): the entries waiting or holding an
-    active offer, first come first served, each waiting one with its position.
+    """A tier's line for its organizer (or an admin): the entries pending approval,
+    waiting or holding an active offer, by join time, each waiting one with its
+    position (pending entries are listed so they can be approved, without a position).
 
     TIER_NOT_FOUND for a tier the actor does not manage; INVALID_INPUT for a bad
     `first` (1 to `MAX_PAGE`) or `after` cursor.
@@ -339,7 +361,7 @@ async def tier_line(
         rows = await conn.fetch(
             f"""SELECT * FROM ({_SELECT} WHERE w.tier_id = $2
                  AND ($3::timestamptz IS NULL OR (w.joined_at, w.id) > ($3, $4::uuid))) e
-                WHERE e.status IN ('waiting', 'offered')
+                WHERE e.status IN ('pending_approval', 'waiting', 'offered')
                 ORDER BY e.joined_at, e.id LIMIT $5""",
             now,
             tier_id,

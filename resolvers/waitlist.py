@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import db.waitlist
+import db.waitlist_approval
 from db.errors import TicketingCode, TicketingError
 from resolvers.access import actor, organizer, seen, signed_in
 from resolvers.context import Info
@@ -60,4 +63,33 @@ async def tier_line(
         raise TicketingError("Tier not found", code=TicketingCode.TIER_NOT_FOUND, field="tier_id")
     return await db.waitlist.tier_line(
         info.context.db, owner, tier, info.context.clock.now(), first=first, after=after
+    )
+
+
+def _entry_ids(ids: list[str]) -> list[uuid.UUID]:
+    """The entries' keys; WAITLIST_ENTRY_NOT_FOUND naming the first id that is not one."""
+    keys = []
+    for index, raw in enumerate(ids):
+        key = parse_id(raw, WAITLIST_ENTRY)
+        if key is None:
+            raise TicketingError(
+                "Waitlist entry not found",
+                code=TicketingCode.WAITLIST_ENTRY_NOT_FOUND,
+                field=f"ids[{index}]",
+            )
+        keys.append(key)
+    return keys
+
+
+async def approve_entries(info: Info, ids: list[str]) -> list[db.waitlist.WaitlistEntryRecord]:
+    owner = await organizer(info)
+    return await db.waitlist_approval.approve_entries(
+        info.context.db, owner, _entry_ids(ids), info.context.clock.now()
+    )
+
+
+async def decline_entries(info: Info, ids: list[str]) -> list[db.waitlist.WaitlistEntryRecord]:
+    owner = await organizer(info)
+    return await db.waitlist_approval.decline_entries(
+        info.context.db, owner, _entry_ids(ids), info.context.clock.now()
     )

@@ -23,7 +23,7 @@ import resolvers.users
 from resolvers.context import Info
 from resolvers.events import EventDraft, EventSlice
 from resolvers.ids import EVENT
-from schema.inputs import set_fields
+from schema.inputs import enum_value_of, set_fields
 from schema.node import Node, node_id
 from schema.ticketing import TicketingError, TicketTier
 from schema.users import User
@@ -39,6 +39,20 @@ class EventStatus(Enum):
     )
     CANCELED = strawberry.enum_value(
         "canceled", description="Called off: still visible, sells nothing; final."
+    )
+
+
+@strawberry.enum(description="How an event's waitlists take people in.")
+class WaitlistApproval(Enum):
+    AUTOMATIC = strawberry.enum_value(
+        "automatic", description="A fan who joins is in line at once (the default)."
+    )
+    MANUAL = strawberry.enum_value(
+        "manual",
+        description="A fan who joins is PENDING_APPROVAL, not in line (holds nothing back "
+        "from the public, is offered nothing) until the organizer approves the entry "
+        "(`approveWaitlistEntries`: in line by join time) or declines it. Switching back "
+        "to AUTOMATIC leaves pending entries pending: the organizer still decides them.",
     )
 
 
@@ -63,6 +77,12 @@ class Event(Node):
     updated_at: datetime = strawberry.field(
         description="When the event itself last changed (not its tiers or sales)."
     )
+    waitlist_approval: WaitlistApproval = strawberry.field(
+        description="Whether joining a waitlist of this event needs the organizer's approval."
+    )
+    waitlist_offer_minutes: int = strawberry.field(
+        description="How long a waitlist offer holds its seats, in minutes (60 by default)."
+    )
     key: strawberry.Private[uuid.UUID]
     organizer_id: strawberry.Private[uuid.UUID]
 
@@ -80,6 +100,8 @@ class Event(Node):
             status=EventStatus(record.status),
             created_at=record.created_at,
             updated_at=record.updated_at,
+            waitlist_approval=WaitlistApproval(record.waitlist_approval),
+            waitlist_offer_minutes=record.waitlist_offer_minutes,
             organizer_id=record.organizer_id,
         )
 
@@ -180,10 +202,22 @@ class UpdateEventInput:
     time_zone: str | None = strawberry.field(
         default=strawberry.UNSET, description="New IANA time zone, e.g. Europe/Berlin."
     )
+    waitlist_approval: WaitlistApproval | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="AUTOMATIC or MANUAL: whether joining a waitlist needs your approval.",
+    )
+    waitlist_offer_minutes: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="How long a waitlist offer holds its seats: 5 to 10080 minutes (a "
+        "week). Applies to offers made from now on.",
+    )
 
     def changes(self) -> dict[str, Any]:
-        """The fields the client set (null included), by name."""
-        return set_fields(self)
+        """The fields the client set (null included), by name; enums as their values."""
+        changes = set_fields(self)
+        if isinstance(changes.get("waitlist_approval"), WaitlistApproval):
+            changes["waitlist_approval"] = enum_value_of(changes["waitlist_approval"])
+        return changes
 
 
 @strawberry.type(description="The event after a successful create, edit or status change.")

@@ -95,7 +95,14 @@ class TicketingErrorCode(Enum):
         description="You are already on this tier's waitlist (waiting, or holding an offer).",
     )
     WAITLIST_ENTRY_NOT_FOUND = strawberry.enum_value(
-        "WAITLIST_ENTRY_NOT_FOUND", description="No such waitlist entry of yours."
+        "WAITLIST_ENTRY_NOT_FOUND",
+        description="No such waitlist entry of yours (or, to approve or decline, of your "
+        "events); `field` names it.",
+    )
+    WAITLIST_ENTRY_CLOSED = strawberry.enum_value(
+        "WAITLIST_ENTRY_CLOSED",
+        description="The entry cannot take this decision: a declined or left entry is never "
+        "approved; an entry that left or was offered seats is not declined. `field` names it.",
     )
     OFFER_HELD = strawberry.enum_value(
         "OFFER_HELD",

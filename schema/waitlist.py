@@ -25,6 +25,11 @@ from schema.ticketing import Hold, TicketingError
 
 @strawberry.enum(description="Where a waitlist entry is.")
 class WaitlistEntryStatus(Enum):
+    PENDING_APPROVAL = strawberry.enum_value(
+        "pending_approval",
+        description="Asked to join a waitlist that needs the organizer's approval: not in "
+        "line yet (no position, no offers) until approved.",
+    )
     WAITING = strawberry.enum_value(
         "waiting", description="In line; `position` 1 is offered the next seats that fit."
     )
@@ -38,6 +43,9 @@ class WaitlistEntryStatus(Enum):
         "expired", description="The offer lapsed; its seats passed to the next in line."
     )
     LEFT = strawberry.enum_value("left", description="Taken out of the line (or offer given up).")
+    DECLINED = strawberry.enum_value(
+        "declined", description="The organizer declined the entry; it will not be offered seats."
+    )
 
 
 @strawberry.type(description="A place in a sold-out tier's waitlist.")
@@ -89,6 +97,14 @@ class WaitlistEntryPayload:
     entry: WaitlistEntry = strawberry.field(description="The entry as it is now.")
 
 
+@strawberry.type(description="Waitlist entries after the organizer approved or declined them.")
+class WaitlistEntriesPayload:
+    entries: list[WaitlistEntry] = strawberry.field(
+        description="The entries as they are now, in the order asked (each id once), with "
+        "their status and, while waiting, position."
+    )
+
+
 @strawberry.type(description="One entry of a tier's line.")
 class WaitlistEdge:
     cursor: str = strawberry.field(
@@ -98,8 +114,8 @@ class WaitlistEdge:
 
 
 @strawberry.type(
-    description="A page of a tier's line, first come first served: entries waiting or "
-    "holding an active offer (Relay connection)."
+    description="A page of a tier's line by join time: entries pending approval, waiting "
+    "or holding an active offer (Relay connection)."
 )
 class WaitlistConnection:
     edges: list[WaitlistEdge] = strawberry.field(description="The entries of this page.")
@@ -127,6 +143,13 @@ WaitlistEntryResult = Annotated[
     WaitlistEntryPayload | TicketingError,
     strawberry.union(
         "WaitlistEntryResult", description="The entry, or why not (switch on `code`)."
+    ),
+]
+
+WaitlistEntriesResult = Annotated[
+    WaitlistEntriesPayload | TicketingError,
+    strawberry.union(
+        "WaitlistEntriesResult", description="The entries, or why none changed (switch on `code`)."
     ),
 ]
 

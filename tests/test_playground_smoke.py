@@ -105,7 +105,8 @@ class Walkthrough:
 
     def token_for(self, name: str | None) -> str:
         # The organizer scans at the door, creates discount codes, refunds, runs the
-        # console, adds seats and reads a waitlist; every other example is the fan's.
+        # console, sets and reads a waitlist, approves it and adds seats; every other
+        # example is the fan's.
         organizers = (
             "Scan",
             "NewCode",
@@ -114,8 +115,10 @@ class Walkthrough:
             "Registrations",
             "SalesSummary",
             "ExportRegistrations",
+            "WaitlistSettings",
             "AddBackstageSeats",
             "BackstageLine",
+            "ApproveBackstage",
         )
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 

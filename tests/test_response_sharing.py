@@ -87,6 +87,8 @@ REVIEWED = {
     "Event.status",
     "Event.createdAt",
     "Event.updatedAt",
+    "Event.waitlistApproval",
+    "Event.waitlistOfferMinutes",
     "Event.organizer",
     "Event.tiers",
     "TicketTier.id",

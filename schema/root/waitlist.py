@@ -11,12 +11,18 @@ from resolvers.context import Info
 from schema.waitlist import (
     TierWaitlistResult,
     WaitlistConnection,
+    WaitlistEntriesPayload,
+    WaitlistEntriesResult,
     WaitlistEntry,
     WaitlistEntryPayload,
     WaitlistEntryResult,
 )
 
 TierId = Annotated[strawberry.ID, strawberry.argument(description="The tier's id.")]
+EntryIds = Annotated[
+    list[strawberry.ID],
+    strawberry.argument(description="Waitlist entries of your events, at most 100."),
+]
 
 
 @strawberry.type
@@ -29,8 +35,9 @@ class WaitlistQuery:
         return [WaitlistEntry.from_record(r) for r in await resolvers.waitlist.my_entries(info)]
 
     @strawberry.field(
-        description="A tier's line, first come first served, with positions: for the "
-        "event's organizer or an admin (TIER_NOT_FOUND for anyone else)."
+        description="A tier's line by join time, with positions: for the event's organizer "
+        "or an admin (TIER_NOT_FOUND for anyone else). Entries PENDING_APPROVAL are listed "
+        "too (no position), to approve or decline."
     )
     async def tier_waitlist(
         self,
@@ -80,3 +87,24 @@ class WaitlistMutation:
     ) -> WaitlistEntryResult:
         record = await resolvers.waitlist.leave_waitlist(info, entry_id)
         return WaitlistEntryPayload(entry=WaitlistEntry.from_record(record))
+
+    @strawberry.mutation(
+        description="Approve waitlist entries of your events that are PENDING_APPROVAL: "
+        "they join the line at their original join time, and free seats are offered at "
+        "once. All or nothing; entries already in line are unchanged. "
+        "WAITLIST_ENTRY_NOT_FOUND for an entry not of your events, WAITLIST_ENTRY_CLOSED "
+        "for a declined or left one (`field` names it)."
+    )
+    async def approve_waitlist_entries(self, info: Info, ids: EntryIds) -> WaitlistEntriesResult:
+        records = await resolvers.waitlist.approve_entries(info, list(ids))
+        return WaitlistEntriesPayload(entries=[WaitlistEntry.from_record(r) for r in records])
+
+    @strawberry.mutation(
+        description="Decline waitlist entries of your events that are PENDING_APPROVAL or "
+        "WAITING: they become DECLINED and are never offered seats. All or nothing; "
+        "declined entries are unchanged. WAITLIST_ENTRY_NOT_FOUND for an entry not of your "
+        "events, WAITLIST_ENTRY_CLOSED for one that left or was offered seats."
+    )
+    async def decline_waitlist_entries(self, info: Info, ids: EntryIds) -> WaitlistEntriesResult:
+        records = await resolvers.waitlist.decline_entries(info, list(ids))
+        return WaitlistEntriesPayload(entries=[WaitlistEntry.from_record(r) for r in records])
