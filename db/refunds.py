@@ -26,7 +26,7 @@ from databases import Database
 import db.code_uses
 import db.holds
 from db import notification_triggers
-from db.channels import UserMessage
+from db.channels import ConsoleMessage, UserMessage
 from db.core import connection, retry_transient, transaction
 from db.errors import OrderCode, OrderError
 from db.notify import publish
@@ -193,6 +193,7 @@ async def refund_tickets_locked(
     await publish(
         conn, UserMessage(order.user_id, "order_refunded", order.id, tickets=len(targets))
     )
+    await publish(conn, ConsoleMessage(order.event_id, "refunded"))
     await notification_triggers.order_refunded(
         conn,
         user_id=order.user_id,
