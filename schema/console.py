@@ -9,6 +9,7 @@ NOT_ALLOWED for a viewer who is no organizer, INVALID_CURSOR, INVALID_INPUT).
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Annotated
 
 import strawberry
@@ -18,6 +19,7 @@ import db.console
 import db.order_queries
 import db.pages
 from liventix.export_links import SignedLink
+from resolvers.console_counter import CountsUpdate
 from resolvers.ids import EVENT, TIER
 from schema.node import node_id
 from schema.orders import Order, OrderError, OrderStatus
@@ -195,6 +197,50 @@ class SalesSummary:
         )
 
 
+@strawberry.enum(description="Why live console counts were sent.")
+class ConsoleCountsReason(Enum):
+    SNAPSHOT = strawberry.enum_value(
+        "snapshot", description="The first message: the counts when the subscription began."
+    )
+    CHANGE = strawberry.enum_value(
+        "change",
+        description="After orders were paid or refunded or tickets checked in (a burst of "
+        "changes is sent as one message, at most about four a second).",
+    )
+    RESYNC = strawberry.enum_value(
+        "resync",
+        description="A fresh read after the server's listener reconnected; changes in "
+        "between are included.",
+    )
+
+
+@strawberry.type(description="An event's running figures, live in the producer console.")
+class ConsoleCounts:
+    event_id: strawberry.ID = strawberry.field(description="The event.")
+    reason: ConsoleCountsReason = strawberry.field(description="Why this message was sent.")
+    registrations: int = strawberry.field(
+        description="Orders sold (paid, partially refunded or refunded), as "
+        "`eventRegistrations` lists them by default."
+    )
+    tickets_issued: int = strawberry.field(description="Tickets valid now (not refunded).")
+    tickets_checked_in: int = strawberry.field(description="Tickets admitted at the door.")
+    sales: list[SalesFigures] = strawberry.field(
+        description="Per currency, all time: as `eventSalesSummary` without a period."
+    )
+
+    @classmethod
+    def from_record(cls, update: CountsUpdate) -> ConsoleCounts:
+        counts = update.counts
+        return cls(
+            event_id=node_id(EVENT, update.event_id),
+            reason=ConsoleCountsReason(update.reason),
+            registrations=counts.registrations,
+            tickets_issued=counts.tickets_issued,
+            tickets_checked_in=counts.tickets_checked_in,
+            sales=[SalesFigures.from_record(f) for f in counts.sales],
+        )
+
+
 @strawberry.type(description="A short-lived download link for a CSV export.")
 class ExportLink:
     url: str = strawberry.field(
@@ -217,6 +263,13 @@ RegistrationsResult = Annotated[
 SalesSummaryResult = Annotated[
     SalesSummary | OrderError,
     strawberry.union("EventSalesSummaryResult", description="The sales summary, or why not."),
+]
+ConsoleCountsResult = Annotated[
+    ConsoleCounts | OrderError,
+    strawberry.union(
+        "EventConsoleCountsResult",
+        description="Live counts, or why not (then the subscription ends).",
+    ),
 ]
 ExportResult = Annotated[
     ExportLink | OrderError,

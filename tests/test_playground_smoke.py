@@ -106,7 +106,14 @@ class Walkthrough:
     def token_for(self, name: str | None) -> str:
         # The organizer scans at the door, creates discount codes and runs the console;
         # every other example is the signed-in fan's.
-        organizers = ("Scan", "NewCode", "Registrations", "SalesSummary", "ExportRegistrations")
+        organizers = (
+            "Scan",
+            "NewCode",
+            "Registrations",
+            "SalesSummary",
+            "ExportRegistrations",
+            "ConsoleCounts",
+        )
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 
     async def run(self, document: str) -> None:
@@ -241,6 +248,7 @@ async def test_readme_examples_run_on_the_demo_data(
     assert "token" in walkthrough.values, "MyTickets showed no ticket after the payment"
     firsts = await walkthrough.first_messages()
     assert firsts["Feed"]["eventFeed"]["__typename"] == "PostCreated"
+    assert firsts["ConsoleCounts"]["eventConsoleCounts"]["__typename"] == "ConsoleCounts"
 
 
 # --------------------------------------------------------- every root Query field
