@@ -136,7 +136,8 @@ class SalesSummary:
     days: list[SalesDay]
 
 
-async def _managed(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
+async def managed_in(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
+    """`managed_event` on a connection the caller holds, to read more on it."""
     row = await conn.fetchrow(
         "SELECT id, title, time_zone, organizer_id FROM events.events WHERE id = $1", event_id
     )
@@ -148,7 +149,7 @@ async def _managed(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) 
 async def managed_event(database: Database, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
     """The event if `actor` manages it; EVENT_NOT_FOUND otherwise (or if there is none)."""
     async with connection(database) as conn:
-        return await _managed(conn, event_id, actor)
+        return await managed_in(conn, event_id, actor)
 
 
 def _like(search: str | None) -> str | None:
@@ -193,7 +194,7 @@ async def list_registrations(
     since = keyset_since(after)
     statuses = [filter.status] if filter.status else SOLD_STATUSES
     async with connection(database) as conn:
-        await _managed(conn, event_id, actor)
+        await managed_in(conn, event_id, actor)
         rows = await conn.fetch(
             _REGISTRATIONS,
             event_id,
@@ -307,7 +308,7 @@ async def sales_summary(
     """The event's sales in [`start`, `end`) (None: unbounded): per currency, per tier
     and per day in the event's time zone."""
     async with connection(database) as conn:
-        event = await _managed(conn, event_id, actor)
+        event = await managed_in(conn, event_id, actor)
         days = await _sales_days(conn, event, start, end)
         tier_rows = await conn.fetch(_TIERS, event_id, start, end, SOLD_STATUSES)
     tiers = [TierSales(**dict(r)) for r in tier_rows]

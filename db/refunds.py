@@ -273,9 +273,9 @@ async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gatewa
 
 
 # A refund recorded here whose gateway call has not been confirmed, over `ticketing.refunds
-# r JOIN ticketing.orders o ON o.id = r.order_id`: reconciliation retries these, and the
-# health metric counts them.
-_UNSETTLED = "r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL"
+# r JOIN ticketing.orders o ON o.id = r.order_id`: reconciliation retries these, the
+# health metric counts them, settlement (`db.settlement`) lists them as not settled.
+UNSETTLED = "r.stripe_refund_id IS NULL AND o.stripe_payment_intent_id IS NOT NULL"
 
 
 async def unsettled_refunds(database: Database, limit: int = 100) -> list[RefundRecord]:
@@ -285,7 +285,7 @@ async def unsettled_refunds(database: Database, limit: int = 100) -> list[Refund
             f"""SELECT r.id, r.order_id, r.amount_cents, r.idempotency_key, r.stripe_refund_id,
                        r.reason, o.stripe_payment_intent_id AS payment_intent_id
                   FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
-                 WHERE {_UNSETTLED}
+                 WHERE {UNSETTLED}
                  ORDER BY r.created_at LIMIT $1""",
             limit,
         )
@@ -298,6 +298,6 @@ async def count_unsettled(database: Database) -> int:
         count: int = await conn.fetchval(
             f"""SELECT count(*) FROM ticketing.refunds r
                   JOIN ticketing.orders o ON o.id = r.order_id
-                 WHERE {_UNSETTLED}"""
+                 WHERE {UNSETTLED}"""
         )
     return count

@@ -16,6 +16,7 @@ from contextlib import aclosing
 from datetime import datetime
 
 import db.console
+import db.settlement
 from db.order_queries import Page
 from liventix import export_links
 from liventix.export_links import ExportKind, ExportLink, SignedLink
@@ -127,3 +128,10 @@ async def live_counts(info: Info, event_id: str) -> AsyncGenerator[CountsUpdate,
     ):
         async for update in updates:
             yield update
+
+
+async def settlement(info: Info, event_id: str) -> db.settlement.Settlement:
+    """The event's settlement and its differences, for its organizer or an admin."""
+    actor = await organizer(info)
+    (event,) = ids([event_id], EVENT, "event_id")
+    return await db.settlement.event_settlement(info.context.db, event_id=event, actor=actor)

@@ -187,3 +187,19 @@ def edges(result: dict[str, Any]) -> list[dict[str, Any]]:
     assert result["__typename"] == "RegistrationConnection", result
     found: list[dict[str, Any]] = [e["node"] for e in result["edges"]]
     return found
+
+
+SETTLEMENT = """
+query ($event: ID!) {
+  eventSettlement(eventId: $event) {
+    __typename
+    ... on Settlement {
+      eventId moreDifferences
+      totals { currency expectedCents collectedCents refundedCents unsettledRefundCents
+               pendingCents }
+      differences { orderId kind currency status expectedCents collectedCents
+                    unsettledRefundCents }
+    }
+    ... on OrderError { code message field }
+  }
+}"""

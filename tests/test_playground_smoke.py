@@ -113,6 +113,7 @@ class Walkthrough:
             "SalesSummary",
             "ExportRegistrations",
             "ConsoleCounts",
+            "Settlement",
         )
         return self.tokens[Role.ORGANIZER if name in organizers else Role.USER]
 

@@ -22,6 +22,8 @@ from schema.console import (
     RegistrationsResult,
     SalesSummary,
     SalesSummaryResult,
+    Settlement,
+    SettlementResult,
 )
 from schema.error_map import typed_stream
 from schema.inputs import enum_value_of
@@ -83,6 +85,15 @@ class ConsoleQuery:
     ) -> SalesSummaryResult:
         summary = await resolvers.console.sales_summary(info, event_id, from_, to)
         return SalesSummary.from_record(summary)
+
+    @strawberry.field(
+        description="An event's settlement: per currency what its sold orders should have "
+        "collected, what recorded payments collected, what was refunded and what is "
+        "pending, and each order where these disagree: for the event's organizer or an "
+        "admin."
+    )
+    async def event_settlement(self, info: Info, event_id: EventId) -> SettlementResult:
+        return Settlement.from_record(await resolvers.console.settlement(info, event_id))
 
 
 @strawberry.type
