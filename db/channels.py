@@ -18,6 +18,8 @@ message                    channel           ops
 `UserMessage`              ``user:<user>``   ``order_paid``, ``order_refunded``
 `InboxBatch`               ``inbox``         ``batch`` (notifications were enqueued)
 `InboxMessage`             ``inbox:<user>``  ``new`` (local only), ``read``
+`ConsoleMessage`           ``console:<ev>``  ``paid``, ``refunded`` (an order),
+                                             ``checked_in`` (a ticket)
 `Resync` (any channel)     any               ``resync``: notifications may have been
                                              missed (the hub sends it after a gap)
 =========================  ================  ===========================================
@@ -46,6 +48,7 @@ Wire = dict[str, Any]
 FeedKind = Literal["created", "deleted", "event", "author"]
 UserKind = Literal["order_paid", "order_refunded"]
 InboxKind = Literal["new", "read"]
+ConsoleKind = Literal["paid", "refunded", "checked_in"]
 RESYNC = "resync"
 
 
@@ -344,17 +347,52 @@ class InboxMessage:
         return cls(user_id, cast(InboxKind, op), notification_id)
 
 
-Message = FeedMessage | TierMessage | UserMessage | InboxBatch | InboxMessage
+@dataclass(frozen=True, slots=True)
+class ConsoleMessage:
+    """A figure of an event's producer console changed: an order was ``paid`` or
+    ``refunded``, a ticket ``checked_in``. It carries no figures: consumers recompute
+    them (`db.console.console_counts`), coalescing a burst into one read."""
+
+    PREFIX: ClassVar[str] = "console:"
+
+    event_id: uuid.UUID
+    kind: ConsoleKind
+
+    @classmethod
+    def channel_of(cls, event_id: uuid.UUID) -> str:
+        return f"{cls.PREFIX}{event_id}"
+
+    @property
+    def channel(self) -> str:
+        return self.channel_of(self.event_id)
+
+    def encode(self) -> Wire:
+        return _wire(self.channel, self.kind)
+
+    @classmethod
+    def decode(cls, wire: Mapping[str, Any]) -> ConsoleMessage | Resync | None:
+        head = _addressed(wire, cls.PREFIX)
+        if not isinstance(head, tuple):
+            return head
+        event_id, op = head
+        if op not in get_args(ConsoleKind):
+            return None
+        return cls(event_id, cast(ConsoleKind, op))
+
+
+Message = FeedMessage | TierMessage | UserMessage | InboxBatch | InboxMessage | ConsoleMessage
 """Anything a transaction may announce."""
 
 
 def supersedes(wire: Mapping[str, Any]) -> Hashable | None:
     """The key under which `wire` replaces an unread message with the same key (None:
     it replaces nothing). A tier message carries absolute counters, so only the latest
-    per tier matters; one pending resync is as good as several."""
+    per tier matters; one pending resync, or console message, is as good as several."""
     op = wire.get("op")
     if op == TierMessage.OP:
         return (TierMessage.OP, wire.get("tier_id"))
     if op == RESYNC:
         return (RESYNC,)
+    if op in get_args(ConsoleKind):
+        return (ConsoleMessage.PREFIX,)  # it carries no figures: any one says "recompute"
     return None

@@ -16,8 +16,10 @@ from datetime import datetime
 
 from databases import Database
 
+from db.channels import ConsoleMessage
 from db.core import retry_transient, transaction
 from db.errors import OrderCode, OrderError
+from db.notify import publish
 from db.order_records import TicketRecord
 
 
@@ -45,7 +47,8 @@ async def check_in(
     ALREADY_CHECKED_IN (the ticket says when); a refunded or void ticket is refused with
     TICKET_REFUNDED / TICKET_VOID. Every scan by a permitted scanner is counted, refused
     or not. Unknown tokens raise TOKEN_NOT_FOUND; scanners who are neither the event's
-    organizer nor an admin get NOT_ALLOWED, and nothing is written for either.
+    organizer nor an admin get NOT_ALLOWED, and nothing is written for either. An
+    admission is announced on the event's console channel (`db.channels.ConsoleMessage`).
     """
     async with transaction(database) as conn:
         row = await conn.fetchrow(
@@ -87,4 +90,5 @@ async def check_in(
             actor_id,
         )
         assert updated is not None
+        await publish(conn, ConsoleMessage(ticket.event_id, "checked_in"))
     return CheckIn(ticket=replace(ticket, checked_in_at=updated["checked_in_at"]), scan_count=scans)

@@ -28,7 +28,7 @@ from databases import Database
 import db.code_uses
 import db.holds
 from db import notification_triggers
-from db.channels import UserMessage
+from db.channels import ConsoleMessage, UserMessage
 from db.core import retry_transient, transaction
 from db.errors import OrderCode, OrderError
 from db.notify import publish
@@ -125,6 +125,7 @@ async def complete_locked(
     )
     assert paid is not None
     await publish(conn, UserMessage(order.user_id, "order_paid", order_id, tickets=len(tickets)))
+    await publish(conn, ConsoleMessage(order.event_id, "paid"))
     await notification_triggers.order_paid(
         conn,
         user_id=order.user_id,
@@ -239,6 +240,7 @@ async def _refund_unfulfillable(
             now=now,
         )
     await publish(conn, UserMessage(order.user_id, "order_refunded", order.id, reason=reason))
+    await publish(conn, ConsoleMessage(order.event_id, "refunded"))
     await notification_triggers.late_payment_refunded(
         conn,
         user_id=order.user_id,

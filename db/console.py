@@ -15,6 +15,10 @@ Who may read is `db.events.Actor.may_manage` (the event's organizer or an admin)
 anyone else gets EVENT_NOT_FOUND, as for `db.order_queries.list_event_orders`: another
 organizer's sales are not theirs to learn about.
 
+The live counts (`console_counts`) are the same figures over all time, read in one
+snapshot: registrations are the sold orders the sales totals count, tickets those still
+valid (``issued``), check-ins the tickets admitted at the door.
+
 Everything here only reads. `registration_rows` streams an export through a server-side
 cursor inside a read-only transaction, in chunks, so memory stays flat however many rows.
 
@@ -109,6 +113,20 @@ class TierSales:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleCounts:
+    """An event's running figures, as the live console shows them."""
+
+    registrations: int
+    """Sold orders (`SOLD_STATUSES`), refunded ones included, as the sales count them."""
+    tickets_issued: int
+    """Tickets still valid (not refunded or void)."""
+    tickets_checked_in: int
+    """Tickets admitted at the door."""
+    sales: list[SalesFigures]
+    """Per currency, all time."""
+
+
+@dataclass(frozen=True, slots=True)
 class SalesSummary:
     event: ManagedEvent
     start: datetime | None
@@ -118,7 +136,8 @@ class SalesSummary:
     days: list[SalesDay]
 
 
-async def _managed(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
+async def managed_in(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
+    """`managed_event` on a connection the caller holds, to read more on it."""
     row = await conn.fetchrow(
         "SELECT id, title, time_zone, organizer_id FROM events.events WHERE id = $1", event_id
     )
@@ -130,7 +149,7 @@ async def _managed(conn: asyncpg.Connection, event_id: uuid.UUID, actor: Actor) 
 async def managed_event(database: Database, event_id: uuid.UUID, actor: Actor) -> ManagedEvent:
     """The event if `actor` manages it; EVENT_NOT_FOUND otherwise (or if there is none)."""
     async with connection(database) as conn:
-        return await _managed(conn, event_id, actor)
+        return await managed_in(conn, event_id, actor)
 
 
 def _like(search: str | None) -> str | None:
@@ -141,13 +160,15 @@ def _like(search: str | None) -> str | None:
     return f"%{escaped}%"
 
 
-_CHECKED_IN = """EXISTS (SELECT 1 FROM ticketing.tickets t
-                          WHERE t.order_id = o.id AND t.checked_in_at IS NOT NULL)"""
+# A ticket admitted at the door (over `ticketing.tickets t`).
+_ADMITTED = "t.checked_in_at IS NOT NULL"
+_CHECKED_IN = f"""EXISTS (SELECT 1 FROM ticketing.tickets t
+                          WHERE t.order_id = o.id AND {_ADMITTED})"""
 _REGISTRATIONS = f"""
 SELECT {ALIASED_ORDER_COLUMNS}, p.display_name AS buyer_name,
        (SELECT count(*) FROM ticketing.tickets t WHERE t.order_id = o.id) AS ticket_count,
        (SELECT count(*) FROM ticketing.tickets t
-         WHERE t.order_id = o.id AND t.checked_in_at IS NOT NULL) AS checked_in_count
+         WHERE t.order_id = o.id AND {_ADMITTED}) AS checked_in_count
   FROM ticketing.orders o
   JOIN users.profiles p ON p.id = o.user_id
  WHERE o.event_id = $1 AND o.status = ANY($2::text[])
@@ -173,7 +194,7 @@ async def list_registrations(
     since = keyset_since(after)
     statuses = [filter.status] if filter.status else SOLD_STATUSES
     async with connection(database) as conn:
-        await _managed(conn, event_id, actor)
+        await managed_in(conn, event_id, actor)
         rows = await conn.fetch(
             _REGISTRATIONS,
             event_id,
@@ -257,6 +278,25 @@ def _totals(days: list[SalesDay]) -> list[SalesFigures]:
     return [by_currency[c] for c in sorted(by_currency)]
 
 
+async def _sales_days(
+    conn: asyncpg.Connection, event: ManagedEvent, start: datetime | None, end: datetime | None
+) -> list[SalesDay]:
+    rows = await conn.fetch(_DAYS, event.id, event.time_zone, start, end, SOLD_STATUSES)
+    return [
+        SalesDay(
+            day=r["day"],
+            figures=SalesFigures(
+                currency=r["currency"],
+                orders=r["orders"],
+                gross_cents=r["gross"],
+                discount_cents=r["discount"],
+                refund_cents=r["refund"],
+            ),
+        )
+        for r in rows
+    ]
+
+
 async def sales_summary(
     database: Database,
     *,
@@ -268,24 +308,42 @@ async def sales_summary(
     """The event's sales in [`start`, `end`) (None: unbounded): per currency, per tier
     and per day in the event's time zone."""
     async with connection(database) as conn:
-        event = await _managed(conn, event_id, actor)
-        day_rows = await conn.fetch(_DAYS, event_id, event.time_zone, start, end, SOLD_STATUSES)
+        event = await managed_in(conn, event_id, actor)
+        days = await _sales_days(conn, event, start, end)
         tier_rows = await conn.fetch(_TIERS, event_id, start, end, SOLD_STATUSES)
-    days = [
-        SalesDay(
-            day=r["day"],
-            figures=SalesFigures(
-                currency=r["currency"],
-                orders=r["orders"],
-                gross_cents=r["gross"],
-                discount_cents=r["discount"],
-                refund_cents=r["refund"],
-            ),
-        )
-        for r in day_rows
-    ]
     tiers = [TierSales(**dict(r)) for r in tier_rows]
     return SalesSummary(event, start, end, _totals(days), tiers, days)
+
+
+# -- live counts ---------------------------------------------------------------------
+
+_TICKET_COUNTS = f"""
+SELECT count(*) FILTER (WHERE t.status = 'issued')::int AS issued,
+       count(*) FILTER (WHERE {_ADMITTED})::int AS checked_in
+  FROM ticketing.tickets t WHERE t.event_id = $1"""
+
+
+async def console_counts(database: Database, event: ManagedEvent) -> ConsoleCounts:
+    """The event's running counts, all read in one snapshot (a repeatable-read,
+    read-only transaction), so registrations, tickets and sales agree with each other.
+
+    Access is the caller's to check first (`managed_event`): a live subscription checks
+    once, then recomputes on every change.
+    """
+    async with (
+        connection(database) as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        days = await _sales_days(conn, event, None, None)
+        tickets = await conn.fetchrow(_TICKET_COUNTS, event.id)
+    assert tickets is not None
+    sales = _totals(days)
+    return ConsoleCounts(
+        registrations=sum(f.orders for f in sales),
+        tickets_issued=tickets["issued"],
+        tickets_checked_in=tickets["checked_in"],
+        sales=sales,
+    )
 
 
 # -- export --------------------------------------------------------------------------

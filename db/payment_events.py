@@ -1,11 +1,12 @@
 """Stripe events: each recorded once by its id, then applied to its order, or refused.
 
 `process_payment_event` records a readable event in `ticketing.stripe_events` (whose
-key makes each id appear once) and applies it in the same transaction: a success
-completes the order (`db.completion`), a failure fails a pending order, a refund made
-at Stripe refunds the order (`db.refunds`). A redelivery finds the id recorded and
-changes nothing; events out of order are harmless because each handler locks the order
-first and only moves its status forward.
+key makes each id appear once), with the order it concerns and what a payment
+collected (settlement, `db.settlement`, compares that with the order), and applies it
+in the same transaction: a success completes the order (`db.completion`), a failure
+fails a pending order, a refund made at Stripe refunds the order (`db.refunds`). A
+redelivery finds the id recorded and changes nothing; events out of order are harmless
+because each handler locks the order first and only moves its status forward.
 
 A correctly signed event whose body we cannot read (a field of the wrong type, a
 negative amount) is answered 400, so Stripe retries it for days and then gives up;
@@ -33,6 +34,8 @@ from db.refund_rules import RefundReason
 from db.refunds import RefundRecord, refund_tickets_locked
 
 REJECTED_PREFIX = "rejected: "
+SUCCEEDED = "payment_intent.succeeded"
+"""The event type that records money collected for an order (`amount_cents`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,8 @@ class PaymentEvent:
     payment_intent_id: str | None
     order_id: uuid.UUID | None
     amount_refunded: int | None = None
+    amount_received: int | None = None
+    """What a payment intent collected (`payment_intent.*`), recorded for settlement."""
     failure_message: str | None = None
     refund_id: str | None = None
     ours: bool = False  # a refund this service asked for (its metadata says so)
@@ -164,7 +169,7 @@ async def process_payment_event(
         order_id = await _find_order(conn, event)
         if order_id is None:
             outcome = EventOutcome(duplicate=False, result="unknown_order")
-        elif event.type == "payment_intent.succeeded":
+        elif event.type == SUCCEEDED:
             done = await complete_locked(conn, order_id, now, event.payment_intent_id)
             result = "refunded_late" if done.refund else ("paid" if done.changed else "unchanged")
             outcome = EventOutcome(False, result, done.order, done.refund)
@@ -175,10 +180,14 @@ async def process_payment_event(
         else:
             outcome = EventOutcome(duplicate=False, result="ignored")
         await conn.execute(
-            "UPDATE ticketing.stripe_events SET processed_at = $2, result = $3 WHERE id = $1",
+            """UPDATE ticketing.stripe_events
+                  SET processed_at = $2, result = $3, order_id = $4, amount_cents = $5
+                WHERE id = $1""",
             event.id,
             now,
             outcome.result,
+            order_id,
+            event.amount_received,
         )
     return outcome
 

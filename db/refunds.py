@@ -38,7 +38,7 @@ from databases import Database
 import db.code_uses
 import db.holds
 from db import notification_triggers
-from db.channels import UserMessage
+from db.channels import ConsoleMessage, UserMessage
 from db.core import connection, retry_transient, transaction
 from db.errors import OrderCode, OrderError
 from db.notify import publish
@@ -351,9 +351,11 @@ async def _add_refunded(
 async def _tell_buyer(
     conn: asyncpg.Connection, order: OrderRecord, refund: RefundRecord, now: datetime
 ) -> None:
-    """The buyer's live order screens and inbox (delivered on commit); once per refund."""
+    """The buyer's live order screens and inbox, and the organizer's console (all
+    delivered on commit); once per refund."""
     tickets = len(refund.ticket_ids)
     await publish(conn, UserMessage(order.user_id, "order_refunded", order.id, tickets=tickets))
+    await publish(conn, ConsoleMessage(order.event_id, "refunded"))
     await notification_triggers.order_refunded(
         conn,
         user_id=order.user_id,
@@ -445,10 +447,10 @@ async def record_gateway_refund(database: Database, refund_id: uuid.UUID, gatewa
 
 
 # A refund recorded here whose gateway call has not been confirmed, over `ticketing.refunds
-# r JOIN ticketing.orders o ON o.id = r.order_id`: reconciliation retries these, and the
-# health metric counts them.
-_UNSETTLED = """r.stripe_refund_id IS NULL AND r.amount_cents > 0
-                AND o.stripe_payment_intent_id IS NOT NULL"""
+# r JOIN ticketing.orders o ON o.id = r.order_id`: reconciliation retries these, the
+# health metric counts them, settlement (`db.settlement`) lists them as not settled.
+UNSETTLED = """r.stripe_refund_id IS NULL AND r.amount_cents > 0
+               AND o.stripe_payment_intent_id IS NOT NULL"""
 
 
 async def unsettled_refunds(database: Database, limit: int = 100) -> list[RefundRecord]:
@@ -457,7 +459,7 @@ async def unsettled_refunds(database: Database, limit: int = 100) -> list[Refund
         rows = await conn.fetch(
             f"""SELECT {_R_COLUMNS}, o.stripe_payment_intent_id
                   FROM ticketing.refunds r JOIN ticketing.orders o ON o.id = r.order_id
-                 WHERE {_UNSETTLED}
+                 WHERE {UNSETTLED}
                  ORDER BY r.created_at LIMIT $1""",
             limit,
         )
@@ -470,6 +472,6 @@ async def count_unsettled(database: Database) -> int:
         count: int = await conn.fetchval(
             f"""SELECT count(*) FROM ticketing.refunds r
                   JOIN ticketing.orders o ON o.id = r.order_id
-                 WHERE {_UNSETTLED}"""
+                 WHERE {UNSETTLED}"""
         )
     return count

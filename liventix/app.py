@@ -85,6 +85,7 @@ async def open_services(settings: Settings, clock: Clock) -> AsyncIterator[Servi
             first_sight=FirstSight(database),
             payments=gateway,
         )
+        stack.push_async_callback(services.console_counts.aclose)
         if settings.jobs_enabled:
             if settings.is_production and settings.smtp_host is None:
                 log.warning("SMTP_HOST is not set: emails stay pending in the outbox, unsent")

@@ -261,6 +261,7 @@ class _PaymentIntent(_Strict):
     id: Id | None = None
     metadata: _Metadata | None = None
     last_payment_error: _PaymentError | None = None
+    amount_received: Amount | None = None
 
     def event(self, event_id: str, event_type: str) -> PaymentEvent:
         error = self.last_payment_error
@@ -270,6 +271,7 @@ class _PaymentIntent(_Strict):
             payment_intent_id=self.id,
             order_id=(self.metadata or _NO_METADATA).order,
             failure_message=error.message if error else None,
+            amount_received=self.amount_received,
         )
 
 

@@ -1,5 +1,8 @@
 """The producer console: registrations, sales summaries and CSV export links.
 
+The live counts (`live_counts`) come from the process's shared reader of each event
+(`resolvers.console_counter`).
+
 The viewer must be an organizer or an admin (`resolvers.access.organizer`); whether
 they manage the event is `db.console`'s to check, with the event's row. Export links
 are signed here and downloaded from the shell's route (`liventix.exports`), which checks
@@ -8,13 +11,17 @@ access again when the file is fetched.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
 
 import db.console
+import db.settlement
 from db.order_queries import Page
 from liventix import export_links
 from liventix.export_links import ExportKind, ExportLink, SignedLink
 from resolvers.access import organizer
+from resolvers.console_counter import CountsUpdate
 from resolvers.context import Info
 from resolvers.errors import ClientCode, ClientError
 from resolvers.ids import EVENT, TIER, parse_id
@@ -103,3 +110,28 @@ async def export_link(
         end=end,
     )
     return export_links.sign(ctx.settings, link, ctx.clock.now())
+
+
+async def live_counts(info: Info, event_id: str) -> AsyncGenerator[CountsUpdate, None]:
+    """The event's counts now, then after every paid order, refund and check-in (at
+    most one update per `RECOMPUTE_SECONDS`), for its organizer or an admin.
+
+    Access is checked once, before the first message, with the console's rule and
+    errors; the counts themselves are read by the process's shared reader of the event.
+    """
+    actor = await organizer(info)
+    (event_key,) = ids([event_id], EVENT, "event_id")
+    event = await db.console.managed_event(info.context.db, event_key, actor)
+    async with (
+        info.context.services.console_counts.follow(event) as updates,
+        aclosing(updates),
+    ):
+        async for update in updates:
+            yield update
+
+
+async def settlement(info: Info, event_id: str) -> db.settlement.Settlement:
+    """The event's settlement and its differences, for its organizer or an admin."""
+    actor = await organizer(info)
+    (event,) = ids([event_id], EVENT, "event_id")
+    return await db.settlement.event_settlement(info.context.db, event_id=event, actor=actor)

@@ -19,6 +19,7 @@ from liventix.first_sight import FirstSight
 from liventix.payments.gateways import PaymentGateway
 from liventix.realtime import Hub
 from liventix.settings import Settings
+from resolvers.console_counter import ConsoleCounter
 from resolvers.inbox_fanout import InboxFanout
 from resolvers.loaders import Loaders
 from resolvers.post_cache import PostCache
@@ -38,10 +39,13 @@ class Services:
     """Posts announced on live feeds, loaded once for all of this app's subscribers."""
     inbox: InboxFanout = field(init=False)
     """Which of this process's live inbox subscribers each notification batch reached."""
+    console_counts: ConsoleCounter = field(init=False)
+    """The live console counts of the events followed in this process, one reader each."""
 
     def __post_init__(self) -> None:
         self.post_cache = PostCache(self.clock)
         self.inbox = InboxFanout(self.hub, self.db)
+        self.console_counts = ConsoleCounter(self.hub, self.db)
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from schema.error_map import exception_handlers
 from schema.errors import log_errors, response_code
 from schema.extensions import build_extensions
 from schema.operation_metrics import time_root_fields
-from schema.root.console import ConsoleMutation, ConsoleQuery
+from schema.root.console import ConsoleMutation, ConsoleQuery, ConsoleSubscription
 from schema.root.discount_codes import DiscountCodesMutation, DiscountCodesQuery
 from schema.root.events import EventsMutation, EventsQuery
 from schema.root.feed import FeedMutation, FeedQuery, FeedSubscription
@@ -72,6 +72,7 @@ SUBSCRIPTIONS: tuple[type, ...] = (
     FeedSubscription,
     TicketingSubscription,
     NotificationsSubscription,
+    ConsoleSubscription,
 )
 
 

@@ -9,6 +9,7 @@ NOT_ALLOWED for a viewer who is no organizer, INVALID_CURSOR, INVALID_INPUT).
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import Annotated
 
 import strawberry
@@ -17,8 +18,10 @@ from strawberry.relay import PageInfo
 import db.console
 import db.order_queries
 import db.pages
+import db.settlement
 from liventix.export_links import SignedLink
-from resolvers.ids import EVENT, TIER
+from resolvers.console_counter import CountsUpdate
+from resolvers.ids import EVENT, ORDER, TIER
 from schema.node import node_id
 from schema.orders import Order, OrderError, OrderStatus
 
@@ -195,6 +198,151 @@ class SalesSummary:
         )
 
 
+@strawberry.enum(description="Why live console counts were sent.")
+class ConsoleCountsReason(Enum):
+    SNAPSHOT = strawberry.enum_value(
+        "snapshot", description="The first message: the counts when the subscription began."
+    )
+    CHANGE = strawberry.enum_value(
+        "change",
+        description="After orders were paid or refunded or tickets checked in (a burst of "
+        "changes is sent as one message, at most about four a second).",
+    )
+    RESYNC = strawberry.enum_value(
+        "resync",
+        description="A fresh read after the server's listener reconnected; changes in "
+        "between are included.",
+    )
+
+
+@strawberry.type(description="An event's running figures, live in the producer console.")
+class ConsoleCounts:
+    event_id: strawberry.ID = strawberry.field(description="The event.")
+    reason: ConsoleCountsReason = strawberry.field(description="Why this message was sent.")
+    registrations: int = strawberry.field(
+        description="Orders sold (paid, partially refunded or refunded), as "
+        "`eventRegistrations` lists them by default."
+    )
+    tickets_issued: int = strawberry.field(description="Tickets valid now (not refunded).")
+    tickets_checked_in: int = strawberry.field(description="Tickets admitted at the door.")
+    sales: list[SalesFigures] = strawberry.field(
+        description="Per currency, all time: as `eventSalesSummary` without a period."
+    )
+
+    @classmethod
+    def from_record(cls, update: CountsUpdate) -> ConsoleCounts:
+        counts = update.counts
+        return cls(
+            event_id=node_id(EVENT, update.event_id),
+            reason=ConsoleCountsReason(update.reason),
+            registrations=counts.registrations,
+            tickets_issued=counts.tickets_issued,
+            tickets_checked_in=counts.tickets_checked_in,
+            sales=[SalesFigures.from_record(f) for f in counts.sales],
+        )
+
+
+@strawberry.type(description="One currency's settlement, in minor units.")
+class SettlementFigures:
+    currency: str = strawberry.field(description="ISO 4217 code, lower case.")
+    expected_cents: int = strawberry.field(
+        description="What the sold orders (paid, partially refunded, refunded) should "
+        "have collected: their totals."
+    )
+    collected_cents: int = strawberry.field(
+        description="What the payment provider's recorded successful payments collected."
+    )
+    refunded_cents: int = strawberry.field(description="Refunds the provider confirmed.")
+    unsettled_refund_cents: int = strawberry.field(
+        description="Refunds recorded, still to be confirmed by the provider (pending)."
+    )
+    pending_cents: int = strawberry.field(
+        description="Totals of orders still waiting for their payment (pending)."
+    )
+
+    @classmethod
+    def from_record(cls, figures: db.settlement.SettlementFigures) -> SettlementFigures:
+        return cls(
+            currency=figures.currency,
+            expected_cents=figures.expected_cents,
+            collected_cents=figures.collected_cents,
+            refunded_cents=figures.refunded_cents,
+            unsettled_refund_cents=figures.unsettled_refund_cents,
+            pending_cents=figures.pending_cents,
+        )
+
+
+@strawberry.enum(description="How an order's expected and collected money disagree.")
+class SettlementDifferenceKind(Enum):
+    PAID_WITHOUT_PAYMENT = strawberry.enum_value(
+        "paid_without_payment",
+        description="Sold with a total, but no successful payment is recorded for it.",
+    )
+    PAYMENT_WITHOUT_SALE = strawberry.enum_value(
+        "payment_without_sale",
+        description="A successful payment is recorded for an order that is not sold.",
+    )
+    AMOUNT_MISMATCH = strawberry.enum_value(
+        "amount_mismatch", description="Sold and paid, but the amounts differ."
+    )
+    REFUND_NOT_SETTLED = strawberry.enum_value(
+        "refund_not_settled",
+        description="A refund is recorded but the provider has not confirmed it yet.",
+    )
+
+
+@strawberry.type(description="An order whose expected and collected money disagree.")
+class SettlementDifference:
+    order_id: strawberry.ID = strawberry.field(description="The order.")
+    kind: SettlementDifferenceKind = strawberry.field(description="How they disagree.")
+    currency: str = strawberry.field(description="The order's currency.")
+    status: OrderStatus = strawberry.field(description="The order's status.")
+    expected_cents: int = strawberry.field(
+        description="What it should have collected (its total if sold, else 0)."
+    )
+    collected_cents: int = strawberry.field(description="What its recorded payment collected.")
+    unsettled_refund_cents: int = strawberry.field(
+        description="Its refunds still to be confirmed by the provider."
+    )
+
+    @classmethod
+    def from_record(cls, d: db.settlement.SettlementDifference) -> SettlementDifference:
+        return cls(
+            order_id=node_id(ORDER, d.order_id),
+            kind=SettlementDifferenceKind(d.kind),
+            currency=d.currency,
+            status=OrderStatus(d.status),
+            expected_cents=d.expected_cents,
+            collected_cents=d.collected_cents,
+            unsettled_refund_cents=d.unsettled_refund_cents,
+        )
+
+
+@strawberry.type(
+    description="An event's settlement: expected vs collected vs refunded vs pending, per "
+    "currency, and the orders where they disagree."
+)
+class Settlement:
+    event_id: strawberry.ID = strawberry.field(description="The event.")
+    totals: list[SettlementFigures] = strawberry.field(description="Per currency.")
+    differences: list[SettlementDifference] = strawberry.field(
+        description="Per order and kind, oldest order first; empty when the books agree "
+        "(at most 500: see `moreDifferences`)."
+    )
+    more_differences: bool = strawberry.field(
+        description="True when more differences exist than are listed."
+    )
+
+    @classmethod
+    def from_record(cls, record: db.settlement.Settlement) -> Settlement:
+        return cls(
+            event_id=node_id(EVENT, record.event.id),
+            totals=[SettlementFigures.from_record(f) for f in record.totals],
+            differences=[SettlementDifference.from_record(d) for d in record.differences],
+            more_differences=record.more_differences,
+        )
+
+
 @strawberry.type(description="A short-lived download link for a CSV export.")
 class ExportLink:
     url: str = strawberry.field(
@@ -217,6 +365,17 @@ RegistrationsResult = Annotated[
 SalesSummaryResult = Annotated[
     SalesSummary | OrderError,
     strawberry.union("EventSalesSummaryResult", description="The sales summary, or why not."),
+]
+ConsoleCountsResult = Annotated[
+    ConsoleCounts | OrderError,
+    strawberry.union(
+        "EventConsoleCountsResult",
+        description="Live counts, or why not (then the subscription ends).",
+    ),
+]
+SettlementResult = Annotated[
+    Settlement | OrderError,
+    strawberry.union("EventSettlementResult", description="The settlement, or why not."),
 ]
 ExportResult = Annotated[
     ExportLink | OrderError,

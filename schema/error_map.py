@@ -16,8 +16,10 @@ every domain through this module.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import db.errors
 from resolvers.errors import ClientError
@@ -83,6 +85,30 @@ class TypedErrors:
 
     def handle(self, exception: Failure, *, field: Any, info: Any) -> TypedError:
         return typed_error(self.error_type, exception)
+
+
+T = TypeVar("T")
+E = TypeVar("E", TicketingError, OrderError, FeedError, NotificationError, ProfileError)
+
+
+async def typed_stream(
+    error_type: type[E], stream: AsyncGenerator[T, None]
+) -> AsyncIterator[T | E]:
+    """`stream`'s items, then, if it raises an error `TypedErrors(error_type)` handles,
+    that error as a value of `error_type`, its last item.
+
+    Strawberry applies exception handlers to queries and mutations, not to
+    subscriptions; a subscription whose result union holds a typed error wraps its
+    resolver's stream in this, so a refusal looks the same as the console queries'."""
+    handled = TypedErrors(error_type).exception_type
+    async with aclosing(stream):
+        try:
+            async for item in stream:
+                yield item
+        except handled as exc:
+            error = typed_error(error_type, cast(Failure, exc))  # (what `handled` holds)
+            assert isinstance(error, error_type)
+            yield error
 
 
 def exception_handlers() -> list[TypedErrors]:

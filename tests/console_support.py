@@ -11,7 +11,9 @@ from typing import Any
 
 from databases import Database
 
+from db.channels import ConsoleMessage
 from db.core import transaction
+from db.notify import publish
 
 REGISTRATIONS = """
 query ($event: ID!, $filter: RegistrationFilter, $first: Int!, $after: String) {
@@ -37,6 +39,18 @@ query ($event: ID!, $from: DateTime, $to: DateTime) {{
       totals {{ {FIGURES} }}
       days {{ date figures {{ {FIGURES} }} }}
       tiers {{ tierId tierName currency tickets grossCents refundedTickets }}
+    }}
+    ... on OrderError {{ code message field }}
+  }}
+}}"""
+
+COUNTS = f"""
+subscription ($event: ID!) {{
+  eventConsoleCounts(eventId: $event) {{
+    __typename
+    ... on ConsoleCounts {{
+      eventId reason registrations ticketsIssued ticketsCheckedIn
+      sales {{ {FIGURES} }}
     }}
     ... on OrderError {{ code message field }}
   }}
@@ -89,9 +103,11 @@ async def add_sale(
     email: str | None = "sam@example.com",
     discount: int = 0,
     checked_in: int = 0,
+    announce: bool = False,
 ) -> uuid.UUID:
     """A paid order of `quantity` tickets of the tier at its price, less `discount`,
-    paid at `paid_at`; its first `checked_in` tickets admitted."""
+    paid at `paid_at`; its first `checked_in` tickets admitted. With `announce`, the
+    transaction also publishes the console message a real payment does."""
     async with transaction(database) as conn:
         tier = await conn.fetchrow(
             """UPDATE ticketing.ticket_tiers SET issued_quantity = issued_quantity + $2
@@ -139,6 +155,8 @@ async def add_sale(
                 secrets.token_urlsafe(24),
                 ticket_id,
             )
+        if announce:
+            await publish(conn, ConsoleMessage(event_id, "paid"))
     return order_id
 
 
@@ -169,3 +187,19 @@ def edges(result: dict[str, Any]) -> list[dict[str, Any]]:
     assert result["__typename"] == "RegistrationConnection", result
     found: list[dict[str, Any]] = [e["node"] for e in result["edges"]]
     return found
+
+
+SETTLEMENT = """
+query ($event: ID!) {
+  eventSettlement(eventId: $event) {
+    __typename
+    ... on Settlement {
+      eventId moreDifferences
+      totals { currency expectedCents collectedCents refundedCents unsettledRefundCents
+               pendingCents }
+      differences { orderId kind currency status expectedCents collectedCents
+                    unsettledRefundCents }
+    }
+    ... on OrderError { code message field }
+  }
+}"""

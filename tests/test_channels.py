@@ -13,7 +13,15 @@ import orjson
 import pytest
 from databases import Database
 
-from db.channels import FeedMessage, Message, Resync, TierMessage, UserMessage
+from db.channels import (
+    ConsoleMessage,
+    FeedMessage,
+    Message,
+    Resync,
+    TierMessage,
+    UserMessage,
+    supersedes,
+)
 from db.core import transaction
 from db.notify import dispatch_locally, publish
 from liventix.realtime import Hub
@@ -31,6 +39,9 @@ EVENT, POST, TIER, USER = (uuid.uuid4() for _ in range(4))
         TierMessage(EVENT, TIER, quantity=10, reserved=2, issued=3, version=9),
         UserMessage(USER, "order_paid", POST, tickets=2),
         UserMessage(USER, "order_refunded", POST, reason="sold_out_after_hold_expired"),
+        ConsoleMessage(EVENT, "paid"),
+        ConsoleMessage(EVENT, "refunded"),
+        ConsoleMessage(EVENT, "checked_in"),
     ],
 )
 def test_every_message_survives_its_wire_form(message: Message) -> None:
@@ -175,3 +186,15 @@ async def test_subscribers_get_a_local_commit_once_watchers_twice(
     assert heard.count(created) == heard.count(edited) == 2 and len(heard) == 4
     watch.close()
     assert hub.subscriber_count(key) == 0
+
+
+def test_console_messages_name_their_event_and_coalesce_unread() -> None:
+    """Console messages carry no figures, so an unread one is as good as several."""
+    assert ConsoleMessage.channel_of(EVENT) == f"console:{EVENT}"
+    channel = f"console:{EVENT}"
+    assert ConsoleMessage.decode({"ch": channel, "op": "resync"}) == Resync(channel)
+    assert ConsoleMessage.decode({"ch": channel, "op": "exploded"}) is None
+    assert ConsoleMessage.decode({"ch": f"feed:{EVENT}", "op": "paid"}) is None
+    assert ConsoleMessage.decode({"ch": "console:nope", "op": "paid"}) is None
+    paid, scanned = ConsoleMessage(EVENT, "paid"), ConsoleMessage(EVENT, "checked_in")
+    assert supersedes(paid.encode()) == supersedes(scanned.encode()) is not None

@@ -115,6 +115,8 @@ class Walkthrough:
             "Registrations",
             "SalesSummary",
             "ExportRegistrations",
+            "ConsoleCounts",
+            "Settlement",
             "WaitlistSettings",
             "AddBackstageSeats",
             "BackstageLine",
@@ -257,6 +259,7 @@ async def test_readme_examples_run_on_the_demo_data(
     assert "token" in walkthrough.values, "MyTickets showed no ticket after the payment"
     firsts = await walkthrough.first_messages()
     assert firsts["Feed"]["eventFeed"]["__typename"] == "PostCreated"
+    assert firsts["ConsoleCounts"]["eventConsoleCounts"]["__typename"] == "ConsoleCounts"
 
 
 # --------------------------------------------------------- every root Query field

@@ -80,6 +80,10 @@ SHARED_SUBSCRIPTIONS: dict[str, Sharing] = {
         snapshot=(("reason", "SNAPSHOT"), ("changedTierId", None)),
     ),
     "eventFeed": Sharing(public=True, join="live", replay_args=frozenset({"after"})),
+    # Organizer/admin only, so never public: shared by one viewer's identical
+    # subscriptions; across viewers the counts are read once per event anyway
+    # (`resolvers.console_counter`).
+    "eventConsoleCounts": Sharing(join="state", snapshot=(("reason", "SNAPSHOT"),)),
 }
 """Root subscription fields (GraphQL names) and how their executions may be shared."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated
 
@@ -9,8 +10,11 @@ import strawberry
 
 import resolvers.console
 from liventix.export_links import ExportKind
+from resolvers.console_counter import CountsUpdate
 from resolvers.context import Info
 from schema.console import (
+    ConsoleCounts,
+    ConsoleCountsResult,
     ExportLink,
     ExportResult,
     RegistrationConnection,
@@ -18,8 +22,12 @@ from schema.console import (
     RegistrationsResult,
     SalesSummary,
     SalesSummaryResult,
+    Settlement,
+    SettlementResult,
 )
+from schema.error_map import typed_stream
 from schema.inputs import enum_value_of
+from schema.orders import OrderError
 
 EventId = Annotated[strawberry.ID, strawberry.argument(description="The event's id.")]
 From = Annotated[
@@ -78,6 +86,15 @@ class ConsoleQuery:
         summary = await resolvers.console.sales_summary(info, event_id, from_, to)
         return SalesSummary.from_record(summary)
 
+    @strawberry.field(
+        description="An event's settlement: per currency what its sold orders should have "
+        "collected, what recorded payments collected, what was refunded and what is "
+        "pending, and each order where these disagree: for the event's organizer or an "
+        "admin."
+    )
+    async def event_settlement(self, info: Info, event_id: EventId) -> SettlementResult:
+        return Settlement.from_record(await resolvers.console.settlement(info, event_id))
+
 
 @strawberry.type
 class ConsoleMutation:
@@ -98,3 +115,19 @@ class ConsoleMutation:
     ) -> ExportResult:
         link = await resolvers.console.export_link(info, event_id, ExportKind.SALES, from_, to)
         return ExportLink.from_link(link)
+
+
+@strawberry.type
+class ConsoleSubscription:
+    @strawberry.subscription(
+        description="An event's running counts (registrations, tickets, check-ins, sales "
+        "per currency): first the current ones, then after orders are paid or refunded "
+        "and tickets checked in, at most about four a second: for the event's organizer "
+        "or an admin (anyone else gets one `OrderError`, and the subscription ends)."
+    )
+    async def event_console_counts(
+        self, info: Info, event_id: EventId
+    ) -> AsyncGenerator[ConsoleCountsResult, None]:
+        live = resolvers.console.live_counts(info, event_id)
+        async for item in typed_stream(OrderError, live):
+            yield ConsoleCounts.from_record(item) if isinstance(item, CountsUpdate) else item
