@@ -7,11 +7,13 @@ in `resolvers.operations`.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 
 import db.checkin
 import db.errors
+import db.events
 import db.order_queries
 import db.order_records
 import db.refunds
@@ -290,8 +292,22 @@ async def order_tickets(info: Info, order_id: uuid.UUID) -> list[db.order_record
     return records
 
 
-async def order_refunds(info: Info, order_id: uuid.UUID) -> list[db.refunds.RefundRecord]:
+async def order_refunds(
+    info: Info, order: db.order_records.OrderRecord
+) -> list[db.refunds.RefundRecord]:
+    """The order's refunds. The free-text note is the organizer's record of why, not a
+    message to the buyer: only those who manage the order's event read it."""
     records: list[db.refunds.RefundRecord] = await info.context.loaders.get(
         db.refunds.refunds_of_orders
-    ).load(order_id)
-    return records
+    ).load(order.id)
+    if not any(r.note for r in records) or await _manages_event(info, order.event_id):
+        return records
+    return [dataclasses.replace(r, note=None) for r in records]
+
+
+async def _manages_event(info: Info, event_id: uuid.UUID) -> bool:
+    viewer = info.context.viewer
+    event = await info.context.loaders.get(db.events.get_events).load(event_id)
+    return event is not None and db.events.manages_event(
+        event.organizer_id, viewer.user_id, viewer.is_admin
+    )

@@ -299,7 +299,10 @@ class Refund:
         description="Money given back, in minor units; 0 when only free tickets were voided."
     )
     reason: RefundReason = strawberry.field(description="Why.")
-    note: str | None = strawberry.field(description="Free text given with the reason.")
+    note: str | None = strawberry.field(
+        description="Free text given with the reason; only the event's organizer and "
+        "admins read it (null for the buyer)."
+    )
     voided_tickets: list[strawberry.ID] = strawberry.field(
         description="The tickets this refund voided; empty for money alone."
     )
@@ -417,7 +420,7 @@ class Order(Node):
 
     @strawberry.field(description="The order's refunds, oldest first; empty if none.")
     async def refunds(self, info: Info) -> list[Refund]:
-        records = await resolvers.orders.order_refunds(info, self.record.id)
+        records = await resolvers.orders.order_refunds(info, self.record)
         return [Refund.from_record(r) for r in records]
 
 

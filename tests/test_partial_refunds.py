@@ -122,7 +122,8 @@ async def test_an_amount_refunds_money_only_once_per_key_and_tells_stripe_why(
 ) -> None:
     """No ticket is voided, no seat freed; the gateway gets the refund row's key and
     Stripe's reason; a retry with the same key returns the first refund, refunds nothing
-    more; the same key for another amount is refused."""
+    more; the same key for another amount is refused. The buyer sees the reason, not
+    the organizer's note."""
     order = await paid_order(client, database, world, clock, 3)
     done = await refund(client, world, order, amount=1000, key="goodwill-1",
                         reason="DUPLICATE", note="charged twice at the door")  # fmt: skip
@@ -149,6 +150,10 @@ async def test_an_amount_refunds_money_only_once_per_key_and_tells_stripe_why(
     assert (other["code"], other["field"]) == ("IDEMPOTENCY_KEY_REUSED", "idempotencyKey")
     assert len(gateway(app).refunds()) == 1
     assert await count(database, "SELECT count(*) FROM ticketing.refunds") == 1
+    query = "query ($id: ID!) { order(id: $id) { refunds { reason note } } }"
+    for token, note in ((world.buyer_token, None), (world.organizer_token, done["refund"]["note"])):
+        seen = await client(query, {"id": order["id"]}, token=token)
+        assert seen["order"]["refunds"] == [{"reason": "DUPLICATE", "note": note}]
     await balanced(database, clock)
 
 
