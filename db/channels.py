@@ -163,6 +163,13 @@ class FeedMessage:
         return cls(event_id, cast(FeedKind, op), post_id=post_id, seq=seq, user_id=user_id)
 
 
+def public_seats(quantity: int, reserved: int, issued: int, waitlist_demand: int) -> int:
+    """Seats of a tier the public can hold now: the free ones its waiting line does not
+    want. The rule is `db.holds`'s (its SQL enforces it on every hold); this is its
+    arithmetic for what clients are shown, from a row or from a message alike."""
+    return max(0, quantity - reserved - issued - waitlist_demand)
+
+
 @dataclass(frozen=True, slots=True)
 class TierMessage:
     """A tier's counters after a change, as the UPDATE that made it returned them.
@@ -183,6 +190,7 @@ class TierMessage:
     reserved: int
     issued: int
     version: int
+    waitlist: int = 0  # seats the waiting line asks for; absent from older senders
 
     @classmethod
     def channel_of(cls, event_id: uuid.UUID) -> str:
@@ -190,8 +198,8 @@ class TierMessage:
 
     @classmethod
     def from_row(cls, tier: Row) -> TierMessage:
-        """From a row with id, event_id, quantity, reserved_quantity, issued_quantity
-        and version (what the writers' ``RETURNING`` gives)."""
+        """From a row with id, event_id, quantity, reserved_quantity, issued_quantity,
+        version and waitlist_demand (what the writers' ``RETURNING`` gives)."""
         return cls(
             event_id=tier["event_id"],
             tier_id=tier["id"],
@@ -199,6 +207,7 @@ class TierMessage:
             reserved=tier["reserved_quantity"],
             issued=tier["issued_quantity"],
             version=tier["version"],
+            waitlist=tier["waitlist_demand"],
         )
 
     @property
@@ -207,7 +216,7 @@ class TierMessage:
 
     @property
     def available(self) -> int:
-        return self.quantity - self.reserved - self.issued
+        return public_seats(self.quantity, self.reserved, self.issued, self.waitlist)
 
     def encode(self) -> Wire:
         return _wire(
@@ -218,6 +227,7 @@ class TierMessage:
             reserved=self.reserved,
             issued=self.issued,
             version=self.version,
+            waitlist=self.waitlist,
         )
 
     @classmethod
@@ -235,7 +245,10 @@ class TierMessage:
         quantity, reserved, issued, version = counters
         if quantity is None or reserved is None or issued is None or version is None:
             return None
-        return cls(event_id, tier_id, quantity, reserved, issued, version)
+        waitlist = _int(wire.get("waitlist", 0))
+        if waitlist is None:
+            return None
+        return cls(event_id, tier_id, quantity, reserved, issued, version, waitlist)
 
 
 @dataclass(frozen=True, slots=True)

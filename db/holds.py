@@ -122,7 +122,7 @@ HOLD_FIELDS = (
 )
 HOLD_COLUMNS = ", ".join(HOLD_FIELDS)
 # What every counter write returns: the columns `announce_tier` publishes.
-COUNTERS = "id, event_id, quantity, reserved_quantity, issued_quantity, version"
+COUNTERS = "id, event_id, quantity, reserved_quantity, issued_quantity, version, waitlist_demand"
 _T_COUNTERS = ", ".join(f"t.{name}" for name in COUNTERS.split(", "))
 
 

@@ -25,6 +25,7 @@ import asyncpg
 from databases import Database
 
 import db.holds
+from db.channels import public_seats
 from db.core import connection, retry_transient, transaction
 from db.errors import TicketingCode, TicketingError
 from db.events import Actor, lock_managed_event
@@ -51,6 +52,7 @@ TIER_FIELDS = (
     "created_at",
     "updated_at",
     "version",
+    "waitlist_demand",
 )
 TIER_COLUMNS = ", ".join(TIER_FIELDS)
 T_COLUMNS = ", ".join(f"t.{name}" for name in TIER_FIELDS)
@@ -88,10 +90,15 @@ class TierRecord:
     created_at: datetime
     updated_at: datetime
     version: int  # bumped by every update; increases in commit order
+    waitlist_demand: int = 0  # seats the tier's waiting line asks for (`db.holds`)
 
     @property
     def available(self) -> int:
-        return self.quantity - self.reserved_quantity - self.issued_quantity
+        """Seats the public can hold now: the free seats the waiting line does not want
+        (the rule `db.holds` enforces)."""
+        return public_seats(
+            self.quantity, self.reserved_quantity, self.issued_quantity, self.waitlist_demand
+        )
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> TierRecord:

@@ -151,7 +151,10 @@ class TicketTier(Node):
     quantity: int = strawberry.field(description="Capacity of the tier.")
     reserved: int = strawberry.field(description="Seats held by active holds.")
     issued: int = strawberry.field(description="Tickets issued.")
-    available: int = strawberry.field(description="quantity - reserved - issued.")
+    available: int = strawberry.field(
+        description="Seats the public can hold now: quantity - reserved - issued, less "
+        "the seats the tier's waitlist waits for (never below 0)."
+    )
     max_per_order: int = strawberry.field(
         description="Most tickets of this tier one hold may take, 1-100."
     )
@@ -357,7 +360,8 @@ class TierAvailability(Node):
     reserved: int = strawberry.field(description="Seats held by active holds.")
     issued: int = strawberry.field(description="Tickets issued.")
     available: int = strawberry.field(
-        description="quantity - reserved - issued: what a buyer may still hold."
+        description="What a buyer may still hold: quantity - reserved - issued, less the "
+        "seats the tier's waitlist waits for (never below 0)."
     )
 
     @classmethod

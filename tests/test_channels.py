@@ -37,6 +37,7 @@ EVENT, POST, TIER, USER = (uuid.uuid4() for _ in range(4))
         FeedMessage(EVENT, "event"),
         FeedMessage(EVENT, "author", user_id=USER),
         TierMessage(EVENT, TIER, quantity=10, reserved=2, issued=3, version=9),
+        TierMessage(EVENT, TIER, quantity=10, reserved=2, issued=3, version=9, waitlist=4),
         UserMessage(USER, "order_paid", POST, tickets=2),
         UserMessage(USER, "order_refunded", POST, reason="sold_out_after_hold_expired"),
         ConsoleMessage(EVENT, "paid"),
@@ -79,6 +80,19 @@ def test_a_tier_message_needs_all_its_counters() -> None:
     wire = TierMessage(EVENT, TIER, 10, 2, 3, 9).encode()
     del wire["version"]
     assert TierMessage.decode(wire) is None
+
+
+def test_a_tier_message_without_a_waitlist_is_one_with_nobody_waiting() -> None:
+    """What a process that does not send the field yet announces (a rolling deploy)."""
+    wire = TierMessage(EVENT, TIER, 10, 2, 3, 9, waitlist=4).encode()
+    del wire["waitlist"]
+    assert TierMessage.decode(wire) == TierMessage(EVENT, TIER, 10, 2, 3, 9)
+
+
+def test_what_the_public_can_hold_leaves_the_waiting_line_its_seats() -> None:
+    assert TierMessage(EVENT, TIER, 10, 2, 3, 9).available == 5
+    assert TierMessage(EVENT, TIER, 10, 2, 3, 9, waitlist=4).available == 1
+    assert TierMessage(EVENT, TIER, 10, 2, 3, 9, waitlist=7).available == 0
 
 
 @pytest.fixture

@@ -494,6 +494,7 @@ async def test_a_change_older_than_the_snapshot_is_not_replayed(
             "reserved_quantity": 0,
             "issued_quantity": 0,
             "version": current["version"] - 1,
+            "waitlist_demand": 0,
         }
         await db.notify.announce_tier(conn, stale)
     await client.expect_nothing(0.4)

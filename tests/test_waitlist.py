@@ -70,7 +70,7 @@ async def test_fifo_with_skip_a_group_that_does_not_fit_keeps_its_place(
     """5 seats freed at once (a hold made smaller) for a line of 3, 5, 1, 2: the 3 and the
     1 are offered; the 5 and the 2 keep their places; the last free seat stays theirs."""
     organizer = await add_user(database, "organizer")
-    _, tier, _ = await add_event(database, organizer, clock, quantity=10)
+    event, tier, _ = await add_event(database, organizer, clock, quantity=10)
     big = await add_user(database)
     await reserve_tickets(database, big, tier, 10, now=clock.now(), ttl_seconds=TTL)
     entries = await line_up(database, clock, tier, [3, 5, 1, 2])
@@ -89,6 +89,11 @@ async def test_fifo_with_skip_a_group_that_does_not_fit_keeps_its_place(
     )
     (last,) = await db.waitlist.get_entries(database, [entries[3].id], clock.now())
     assert last is not None and (last.status, last.position) == ("waiting", 1)
+    # The free seat is the line's: shown to the public as none, as a hold finds it.
+    (tiers,) = await db.tiers.tiers_for_events(database, [event])
+    (line_tier,) = [t for t in tiers if t.id == tier]
+    free = line_tier.quantity - line_tier.reserved_quantity - line_tier.issued_quantity
+    assert (free, line_tier.available) == (1, 0)
     await assert_line_balanced(database)
 
 
