@@ -49,6 +49,7 @@ from bench.common import (
     wait_ready,
 )
 from db.core import create_database
+from db.holds import COUNTERS
 from db.notify import announce_tier
 from resolvers.ids import global_id
 
@@ -306,9 +307,8 @@ async def run(admin_url: str, subscribers: int, unshared: bool) -> dict[str, flo
         for change in range(1, CHANGES + 1):
             async with conn.transaction():
                 row = await conn.fetchrow(
-                    """UPDATE ticketing.ticket_tiers SET reserved_quantity = $2 WHERE id = $1
-                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity,
-                                 version""",
+                    f"""UPDATE ticketing.ticket_tiers SET reserved_quantity = $2 WHERE id = $1
+                        RETURNING {COUNTERS}""",
                     tier["id"],
                     change,
                 )

@@ -10,6 +10,7 @@ import pytest
 from databases import Database
 
 from db.core import transaction
+from db.holds import COUNTERS
 from db.notify import announce_tier
 from liventix.auth import Role
 from tests.support import ApiProcess, GraphQLClient, WSClient, key_of
@@ -36,9 +37,8 @@ async def test_change_through_one_process_reaches_a_subscriber_of_the_other_and_
         with pytest.raises(RuntimeError):
             async with transaction(database) as conn:
                 row = await conn.fetchrow(
-                    """UPDATE ticketing.ticket_tiers SET reserved_quantity = 7 WHERE id = $1
-                       RETURNING id, event_id, quantity, reserved_quantity, issued_quantity,
-                                 version""",
+                    f"""UPDATE ticketing.ticket_tiers SET reserved_quantity = 7 WHERE id = $1
+                        RETURNING {COUNTERS}""",
                     key_of(tier["tierId"]),
                 )
                 await announce_tier(conn, row)
