@@ -39,6 +39,7 @@ from graphql import (
 )
 from websockets.asyncio.client import ClientConnection, connect
 
+from liventix import jobs
 from liventix.auth import Role, mint_token
 from liventix.settings import Settings
 from resolvers.ids import decode_global_id, global_id
@@ -283,3 +284,8 @@ def with_variables(schema: GraphQLSchema, document: str) -> tuple[str, dict[str,
         selection_set=dataclasses.replace(operation.selection_set, selections=tuple(selections)),
     )
     return print_ast(rewritten), variables
+
+
+def job_named(name: str) -> jobs.Job:
+    """The registered background job called `name`."""
+    return next(job for job in jobs.registry() if job.name == name)

@@ -20,7 +20,7 @@ from liventix.settings import load_settings
 from tests.mail_support import notify_by_email
 from tests.metrics_support import Scrape, scrape
 from tests.orders_support import World, hold, paid_order, world
-from tests.support import GraphQLClient, key_of
+from tests.support import GraphQLClient, job_named, key_of
 
 __all__ = ["world"]
 
@@ -34,10 +34,6 @@ GAUGES = {
     "reconciliation_mismatches": "liventix_reconciliation_mismatches",
     "dead_emails": "liventix_emails_dead",
 }
-
-
-def _job(name: str) -> jobs.Job:
-    return next(job for job in jobs.registry() if job.name == name)
 
 
 def _gauges(scraped: Scrape) -> dict[str, float]:
@@ -60,7 +56,7 @@ async def _break_everything(
             "UPDATE ticketing.ticket_tiers SET issued_quantity = 1 WHERE id = $1",
             world.free_tier_id,
         )
-    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    report = await jobs.run_once(app.state.services, job_named("reconcile"))
     assert report is not None and len(report["corrected_tiers"]) == 1
 
     held = await hold(database, clock, world.buyer, world.tier_id, 1)
@@ -111,7 +107,7 @@ async def test_each_broken_invariant_drives_its_gauge_above_zero(
     clock: FrozenClock,
 ) -> None:
     await _break_everything(client, app, database, world, clock)
-    report = await jobs.run_once(app.state.services, _job("ticketing_health"))
+    report = await jobs.run_once(app.state.services, job_named("ticketing_health"))
     assert report is not None
     expected = {
         "paid_orders_without_tickets": 1,
@@ -138,15 +134,15 @@ async def test_healthy_books_export_zero_for_every_gauge(
     live hold is not a ghost, an unexpired one not a lapsed one)."""
     await paid_order(client, database, world, clock, 2)
     await hold(database, clock, world.buyer, world.tier_id, 3)
-    assert await jobs.run_once(app.state.services, _job("ticketing_health")) is not None
+    assert await jobs.run_once(app.state.services, job_named("ticketing_health")) is not None
     assert set(_gauges(await scrape(client.http)).values()) == {0.0}
     clock.advance(900)  # the hold lapses: the sweeper has 30 s before anyone is told
-    await jobs.run_once(app.state.services, _job("ticketing_health"))
+    await jobs.run_once(app.state.services, job_named("ticketing_health"))
     lapsed = _gauges(await scrape(client.http))
     assert lapsed["expired_active_holds"] == 1 and lapsed["ghost_reservations"] == 3
     assert lapsed["oldest_expired_active_hold_seconds"] == 0.0  # lapsed this very instant
-    await jobs.run_once(app.state.services, _job("sweep_holds"))
-    await jobs.run_once(app.state.services, _job("ticketing_health"))
+    await jobs.run_once(app.state.services, job_named("sweep_holds"))
+    await jobs.run_once(app.state.services, job_named("ticketing_health"))
     assert set(_gauges(await scrape(client.http)).values()) == {0.0}
 
 
@@ -160,7 +156,7 @@ async def test_metrics_shows_the_last_recorded_reading_whichever_process_took_it
     """A process that did not run the job (another held its lock) still shows the
     latest reading: `/metrics` sets the gauges from the last recorded report first."""
     await _break_everything(client, app, database, world, clock)
-    await jobs.run_once(app.state.services, _job("ticketing_health"))
+    await jobs.run_once(app.state.services, job_named("ticketing_health"))
     health_metrics.export(TicketingHealth(0, 0, 0, 0, 0.0, 0, 0, 0))  # an older reading
     assert _gauges(await scrape(client.http))["paid_orders_without_tickets"] == 1
     latest = await db.ops_views.latest_ticketing_health(database)
@@ -170,7 +166,7 @@ async def test_metrics_shows_the_last_recorded_reading_whichever_process_took_it
 async def test_the_health_job_runs_in_one_process_at_a_time(
     client: GraphQLClient, app: Starlette, database: Database
 ) -> None:
-    job = _job("ticketing_health")
+    job = job_named("ticketing_health")
     assert job.exclusive and job.interval(app.state.services) == 30.0
     before = await scrape(client.http)
     async with db.jobs.exclusive(database, job.name) as acquired:  # "another process"

@@ -36,7 +36,7 @@ from liventix.ws import GraphQLTransportWS
 from tests.conftest import ServerThread
 from tests.metrics_support import Scrape, scrape
 from tests.orders_support import World, paid_order, pending_order, world
-from tests.support import ApiProcess, GraphQLClient, WSClient, key_of
+from tests.support import ApiProcess, GraphQLClient, WSClient, job_named, key_of
 
 __all__ = ["world"]
 
@@ -46,10 +46,6 @@ OP_SECONDS = "liventix_graphql_operation_duration_seconds_count"
 FIELD_SECONDS = "liventix_graphql_field_duration_seconds_count"
 ERRORS = "liventix_graphql_errors_total"
 HTTP = "liventix_http_requests_total"
-
-
-def _job(name: str) -> jobs.Job:
-    return next(job for job in jobs.registry() if job.name == name)
 
 
 # -- GraphQL operations and fields ------------------------------------------------------
@@ -189,7 +185,7 @@ async def test_job_runs_are_counted_and_timed_and_a_success_is_stamped(
     failing = jobs.Job("metrics_test_failing", broken, lambda _s: 60.0)
     before = await scrape(client.http)
     started = time.time()
-    await jobs.run_once(services, _job("sweep_holds"))
+    await jobs.run_once(services, job_named("sweep_holds"))
     await jobs.run_once(services, failing)
     after = await scrape(client.http)
     runs = "liventix_job_runs_total"

@@ -27,13 +27,9 @@ from tests.orders_support import (
     tier_counts,
     world,
 )
-from tests.support import GraphQLClient, gid, key_of
+from tests.support import GraphQLClient, gid, job_named, key_of
 
 __all__ = ["world"]
-
-
-def _job(name: str) -> jobs.Job:
-    return next(job for job in jobs.registry() if job.name == name)
 
 
 async def test_reconcile_repairs_orphans_and_drift_and_reports(
@@ -58,7 +54,7 @@ async def test_reconcile_repairs_orphans_and_drift_and_reports(
         )
     assert await db.ops_views.alert_counts(database) == (1, 0)
 
-    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    report = await jobs.run_once(app.state.services, job_named("reconcile"))
     assert report is not None
     assert report["completed_orders"] == [str(key_of(result["order"]["id"]))]
     assert [c["tier_id"] for c in report["corrected_tiers"]] == [str(world.free_tier_id)]
@@ -107,7 +103,7 @@ async def test_reconcile_retries_refunds_the_gateway_never_confirmed(
     )
     assert refund["refundOrder"]["__typename"] == "RefundPayload"
     assert len(await db.refunds.unsettled_refunds(database)) == 1
-    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    report = await jobs.run_once(app.state.services, job_named("reconcile"))
     assert report is not None and len(report["refunds_settled"]) == 1
     assert await db.refunds.unsettled_refunds(database) == []
     assert len(app.state.services.payments.refunds()) == 1
@@ -121,7 +117,7 @@ async def test_contacts_are_anonymized_long_after_the_event(
     clock: FrozenClock,
 ) -> None:
     order = await paid_order(client, database, world, clock, 2)
-    job = _job("anonymize_orders")
+    job = job_named("anonymize_orders")
     clock.advance(timedelta(days=30 + 89).total_seconds())  # event over, 89 days later
     assert (await jobs.run_once(app.state.services, job)) == {
         "anonymized_orders": 0,
@@ -150,7 +146,7 @@ async def test_reconcile_reports_rejected_stripe_events(
 ) -> None:
     """Signed events the webhook refused as malformed are listed for a person: Stripe
     retries them for days and then gives up, so nobody would notice otherwise."""
-    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    report = await jobs.run_once(app.state.services, job_named("reconcile"))
     assert report is not None and report["rejected_events"] == {"count": 0, "latest": []}
     for index in range(3):
         body = orjson.dumps(
@@ -164,7 +160,7 @@ async def test_reconcile_reports_rejected_stripe_events(
         response = await client.http.post("/webhooks/stripe", content=body, headers=headers)
         assert response.status_code == 400
         clock.advance(1)
-    report = await jobs.run_once(app.state.services, _job("reconcile"))
+    report = await jobs.run_once(app.state.services, job_named("reconcile"))
     assert report is not None
     rejected = report["rejected_events"]
     assert rejected["count"] == 3
